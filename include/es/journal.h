@@ -1,0 +1,44 @@
+/* The run journal: reports/<run-id>/journal.jsonl, one compact JSON object per line, appended as
+ * events happen. Each line goes out in a single write(2) on an O_APPEND descriptor, so a station
+ * killed with SIGKILL leaves only whole lines, and every line whose append returned is in the
+ * file (the kernel has it; journal_sync() makes it survive a power cut too). */
+#ifndef ES_JOURNAL_H
+#define ES_JOURNAL_H
+
+#include <jansson.h>
+#include <sys/types.h>
+
+#include "es/err.h"
+
+#define JOURNAL_FILE_NAME "journal.jsonl"
+
+/* Embedded in the caller's struct; journal_open() fills it, journal_close() releases it. */
+struct journal {
+    int fd;              /* -1 when closed */
+    off_t size_bytes;    /* length of the file after the last whole line we wrote */
+    char path[4096];     /* for error messages */
+    unsigned long lines; /* lines appended through this handle */
+};
+
+/* Opens (creating if needed) run_dir/journal.jsonl for appending. Returns 0 or ES_REPORT. */
+int journal_open(struct journal *j, const char *run_dir, struct es_err *err);
+
+/* Appends one line built from event, which the journal only borrows. event must be an object
+ * with a string "event"; the line's keys are, in order: "t" (the current UTC time as
+ * 2026-11-25T19:30:00.123Z, always stamped here; a "t" in event is ignored), "slot" and "port"
+ * (copied from event, null when event has none), "event", then event's other keys in their order.
+ *
+ * If the disk refuses part of the line, the file is cut back to the previous whole line, so the
+ * journal never holds half a line. Returns 0, ES_INVALID_ARG (no "event" string), ES_NOMEM, or
+ * ES_REPORT. Cheap enough for a loop callback (one write, no fsync). */
+int journal_append(struct journal *j, const json_t *event, struct es_err *err);
+
+/* fdatasync: everything appended so far survives a power cut. The station calls it when a board
+ * finishes. Returns 0 or ES_REPORT. */
+int journal_sync(struct journal *j, struct es_err *err);
+
+/* Syncs and closes. Safe on a journal that is already closed. Returns 0 or ES_REPORT (the fd is
+ * closed either way). */
+int journal_close(struct journal *j, struct es_err *err);
+
+#endif

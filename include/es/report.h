@@ -1,0 +1,152 @@
+/* Reports of a run: the run directory reports/<run-id>/, one JSON file per board and run.json.
+ * Report code takes plain data filled by the station (never a session or a libuv handle), and
+ * writes every file atomically (es/atomic_file.h). The journal lives in es/journal.h. */
+#ifndef ES_REPORT_H
+#define ES_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "es/err.h"
+
+#define REPORT_SCHEMA   1  /* "schema" in every file; bump when a key changes meaning */
+#define REPORT_UTC_LEN  25 /* "2026-11-25T19:30:00.123Z" and its NUL */
+#define REPORT_RUN_FILE "run.json"
+
+enum report_result { REPORT_PASS, REPORT_FAIL, REPORT_INTERRUPTED };
+
+/* "pass", "fail", "interrupted". */
+const char *report_result_name(enum report_result result);
+/* The reverse; returns 0, or ES_INVALID_ARG for any other string. */
+int report_result_from_string(const char *s, enum report_result *out, struct es_err *err);
+
+enum report_loader { REPORT_LOADER_NONE, REPORT_LOADER_ROM, REPORT_LOADER_STUB };
+
+/* "rom", "stub"; NULL for REPORT_LOADER_NONE (the board never got that far: JSON null). */
+const char *report_loader_name(enum report_loader loader);
+
+/* Wall-clock time in milliseconds since the Unix epoch (CLOCK_REALTIME). For the timestamps in
+ * reports only; measure durations with a monotonic clock. */
+int64_t report_now_ms(void);
+/* Writes unix_ms as UTC ISO-8601 with milliseconds, "2026-11-25T19:30:00.123Z", into out. */
+void report_format_utc(int64_t unix_ms, char out[REPORT_UTC_LEN]);
+
+/* Creates reports_root (and its parents) if needed, then a new run directory in it named
+ * <UTC time>-<4 hex digits>, e.g. 20261125T193000Z-3fa1: the suffix makes two runs started in the
+ * same second differ (mkdir refuses an existing name and the next suffix is tried). Writes the
+ * path "reports_root/run-id" into out_dir. Returns 0, or ES_REPORT naming the failing call. */
+int report_run_dir_create(const char *reports_root, char *out_dir, size_t cap, struct es_err *err);
+
+/* One image as flashed (or not) on one board. Strings are borrowed. */
+struct report_image {
+    uint32_t offset;
+    const char *file; /* as the profile names it */
+    uint64_t size_bytes;
+    uint8_t sha256[32]; /* of the file, as pinned by the profile */
+    bool md5_sent_valid;
+    uint8_t md5_sent[16]; /* of the bytes sent (after header patching) */
+    bool md5_read_valid;
+    uint8_t md5_read[16]; /* SPI_FLASH_MD5 read back from the board */
+    uint64_t written_bytes;
+    bool verified; /* md5_read == md5_sent */
+};
+
+/* Time spent in one phase; a phase that appears twice is summed into one entry. */
+struct report_timing {
+    const char *phase; /* "open", "reset", "sync", "detect", ... */
+    uint64_t ms;
+};
+
+/* Everything known about one board at the end of its session. The writer borrows every pointer;
+ * NULL strings, false valid flags and zero counts become JSON null or are left out as documented
+ * at the key. */
+struct report_device {
+    enum report_result result;
+    const char *error_phase; /* step that failed; NULL when result is pass (then "error": null) */
+    struct es_err error;     /* code, ROM status byte (-1: none) and message */
+
+    int slot;
+    const char *port; /* "/dev/ttyUSB3", "socket://127.0.0.1:5555" */
+
+    bool usb_valid; /* "usb": null when false */
+    uint16_t usb_vid, usb_pid;
+    const char *usb_serial, *usb_location;
+
+    const char *chip;  /* "ESP32"; NULL: never detected */
+    int chip_revision; /* -1: unknown */
+
+    bool mac_valid;
+    uint8_t mac[6];
+
+    bool flash_id_valid;
+    uint32_t flash_id;         /* RDID as read: manufacturer in bits 7-0 (protocol doc §7.5) */
+    uint64_t flash_size_bytes; /* 0: unknown */
+
+    const struct report_image *images;
+    size_t n_images;
+
+    const struct report_timing *timings; /* in the order the phases ran */
+    size_t n_timings;
+
+    uint64_t tx_bytes, rx_bytes; /* on the wire, SLIP framing included */
+    unsigned connect_retries, block_retries;
+    enum report_loader loader;
+    unsigned baud; /* final baud rate; 0: unknown */
+
+    const char *tool_version; /* NULL: this build's ESPSTATION_VERSION */
+    const char *profile_name; /* NULL: no profile matched this board */
+    bool profile_sha256_valid;
+    uint8_t profile_sha256[32];
+
+    int64_t start_ms, end_ms; /* report_now_ms() values; 0: unknown */
+};
+
+/* Writes run_dir/<name>.json for d and puts <name>.json (the file name only) into written_name.
+ * The name is the MAC as 24-0a-c4-12-34-56 (lowercase, dashes: valid on Windows shares), or
+ * port-<port with every run of characters other than [A-Za-z0-9._] turned into one '-'> when the
+ * MAC was never read (port-dev-ttyUSB3). If that name is already taken in run_dir (the same board
+ * flashed twice in one run) -2, -3, ... is appended. Assumes it is the only writer of run_dir.
+ * Pretty JSON, keys in a fixed order, lowercase hex. Returns 0, ES_NOMEM or ES_REPORT. */
+int report_write_device(const char *run_dir, const struct report_device *d, char *written_name,
+                        size_t cap, struct es_err *err);
+
+/* Writes into out the file name report_write_device would try first ("24-0a-c4-12-34-56.json" or
+ * "port-dev-ttyUSB3.json"). Returns 0, or ES_INVALID_ARG when cap is too small. */
+int report_device_file_name(const struct report_device *d, char *out, size_t cap,
+                            struct es_err *err);
+
+/* One board's line in run.json. */
+struct report_run_slot {
+    int slot;
+    const char *port;
+    bool mac_valid;
+    uint8_t mac[6];
+    enum report_result result;
+    enum es_code error_code;  /* ES_OK when passed ("error": null) */
+    const char *profile_name; /* NULL: no profile matched */
+    const char *report_file;  /* the name report_write_device returned; NULL: none written */
+};
+
+/* A profile used in the run (a mixed bench uses several). */
+struct report_profile {
+    const char *name;
+    uint8_t sha256[32]; /* of the profile file */
+};
+
+struct report_run {
+    const struct report_profile *profiles;
+    size_t n_profiles;
+    const char *station;       /* NULL: gethostname() */
+    const char *operator_name; /* NULL: $USER, else $LOGNAME, else null */
+    const char *tool_version;  /* NULL: this build's ESPSTATION_VERSION */
+    int64_t start_ms, end_ms;  /* 0: unknown */
+    const struct report_run_slot *slots;
+    size_t n_slots;
+};
+
+/* Writes run_dir/run.json. The counts (passed, failed, interrupted, total) are computed from
+ * slots, so they always agree with the list. Returns 0, ES_NOMEM or ES_REPORT. */
+int report_write_run(const char *run_dir, const struct report_run *r, struct es_err *err);
+
+#endif

@@ -1,0 +1,154 @@
+/* journal.jsonl: one JSON object per line, each line one write(2) on an O_APPEND descriptor.
+ * A single write to a regular file is never split by a signal: SIGKILL either happens before the
+ * write (no line) or after it returns (the whole line is in the page cache and will reach the
+ * file). Only a full disk can cut a write short, and then we cut the file back ourselves. */
+#include "es/journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "es/report.h"
+
+int journal_open(struct journal *j, const char *run_dir, struct es_err *err)
+{
+    struct stat st;
+    int n;
+
+    j->fd = -1;
+    j->size_bytes = 0;
+    j->lines = 0;
+    n = snprintf(j->path, sizeof(j->path), "%s/%s", run_dir, JOURNAL_FILE_NAME);
+    if (n < 0 || (size_t)n >= sizeof(j->path))
+        return es_fail(err, ES_REPORT, "path %s/%s is too long (limit %zu bytes)", run_dir,
+                       JOURNAL_FILE_NAME, sizeof(j->path) - 1);
+    do {
+        j->fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    } while (j->fd < 0 && errno == EINTR);
+    if (j->fd < 0)
+        return es_fail(err, ES_REPORT, "open %s: %s", j->path, strerror(errno));
+    if (fstat(j->fd, &st) < 0) {
+        int rc = es_fail(err, ES_REPORT, "fstat %s: %s", j->path, strerror(errno));
+
+        close(j->fd);
+        j->fd = -1;
+        return rc;
+    }
+    j->size_bytes = st.st_size;
+    return 0;
+}
+
+/* Copies key/value into line; a NULL result from jansson means out of memory. */
+static int copy_key(json_t *line, const json_t *event, const char *key)
+{
+    json_t *v = json_object_get(event, key);
+
+    return json_object_set(line, key, v != NULL ? v : json_null());
+}
+
+/* Builds the line object into *out: t, slot, port, event first, then the event's other keys. */
+static int build_line(const json_t *event, json_t **out, struct es_err *err)
+{
+    char t[REPORT_UTC_LEN];
+    const char *key;
+    json_t *line, *v;
+    int bad = 0;
+
+    if (!json_is_object(event) || !json_is_string(json_object_get(event, "event")))
+        return es_fail(err, ES_INVALID_ARG, "journal event without an \"event\" string");
+    line = json_object();
+    if (line == NULL)
+        goto out_nomem;
+    report_format_utc(report_now_ms(), t);
+    bad |= json_object_set_new(line, "t", json_string(t));
+    bad |= copy_key(line, event, "slot");
+    bad |= copy_key(line, event, "port");
+    bad |= copy_key(line, event, "event");
+    /* The iteration macro takes a non-const object but does not modify it. */
+    json_object_foreach((json_t *)event, key, v)
+    {
+        if (json_object_get(line, key) == NULL)
+            bad |= json_object_set(line, key, v);
+    }
+    if (bad)
+        goto out_nomem;
+    *out = line;
+    return 0;
+
+out_nomem:
+    json_decref(line);
+    return es_fail(err, ES_NOMEM, "journal %s event: out of memory",
+                   json_string_value(json_object_get(event, "event")));
+}
+
+int journal_append(struct journal *j, const json_t *event, struct es_err *err)
+{
+    json_t *line;
+    char *text;
+    size_t len;
+    ssize_t n;
+    int rc = 0;
+
+    if (j->fd < 0)
+        return es_fail(err, ES_INVALID_ARG, "journal %s is not open", j->path);
+    rc = build_line(event, &line, err);
+    if (rc < 0)
+        return rc;
+    text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(line);
+    if (text == NULL)
+        return es_fail(err, ES_NOMEM, "journal %s: out of memory (or invalid UTF-8 in event)",
+                       j->path);
+    /* json_dumps never emits a raw newline in compact mode: strings escape it as \n. */
+    len = strlen(text);
+    text[len] = '\n'; /* replaces the NUL: the buffer is exactly one line now */
+
+    /* A write to a regular file is not interrupted by a signal handler once it has started, so
+     * EINTR means nothing was written and retrying keeps the line whole. */
+    do {
+        n = write(j->fd, text, len + 1);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        rc = es_fail(err, ES_REPORT, "write %s: %s", j->path, strerror(errno));
+    } else if ((size_t)n != len + 1) {
+        /* Disk full or a file size limit: drop the partial line so every line stays whole. We are
+         * the only writer, so the file ended at size_bytes before this write. */
+        int trunc_rc = ftruncate(j->fd, j->size_bytes);
+
+        rc = es_fail(err, ES_REPORT, "write %s: only %zd of %zu bytes written (disk full?)%s",
+                     j->path, n, len + 1,
+                     trunc_rc < 0 ? "; the partial line could not be removed" : "");
+    } else {
+        j->size_bytes += (off_t)n;
+        j->lines++;
+    }
+    free(text);
+    return rc;
+}
+
+int journal_sync(struct journal *j, struct es_err *err)
+{
+    if (j->fd < 0)
+        return es_fail(err, ES_INVALID_ARG, "journal %s is not open", j->path);
+    if (fdatasync(j->fd) < 0)
+        return es_fail(err, ES_REPORT, "fdatasync %s: %s", j->path, strerror(errno));
+    return 0;
+}
+
+int journal_close(struct journal *j, struct es_err *err)
+{
+    int rc = 0;
+
+    if (j->fd < 0)
+        return 0;
+    if (fdatasync(j->fd) < 0)
+        rc = es_fail(err, ES_REPORT, "fdatasync %s: %s", j->path, strerror(errno));
+    if (close(j->fd) < 0 && rc == 0)
+        rc = es_fail(err, ES_REPORT, "close %s: %s", j->path, strerror(errno));
+    j->fd = -1;
+    return rc;
+}
