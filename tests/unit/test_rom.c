@@ -516,7 +516,7 @@ static void test_other_requests(void **state)
 
 static void test_encode_buffer_too_small(void **state)
 {
-    static const uint8_t d[0x400];
+    static const uint8_t d[ROM_MAX_DATA];
     struct rom_begin b = {.block_size = 0x400};
     uint8_t small[44];
 
@@ -529,7 +529,11 @@ static void test_encode_buffer_too_small(void **state)
     assert_int_equal(rom_encode_flash_data(pkt, 8 + 16 + 0x400, 0, d, 10, 0x400), 8 + 16 + 0x400);
     assert_int_equal(rom_encode_get_security_info(small, 7), 0);
     /* The 16-bit size field caps a packet's data at 65535 bytes. */
-    assert_int_equal(rom_encode_request(pkt, sizeof(pkt), 0x42, 0, pkt, ROM_MAX_DATA),
+    assert_int_equal(rom_encode_request(pkt, sizeof(pkt), 0x42, 0, d, ROM_MAX_DATA),
+                     8 + ROM_MAX_DATA);
+    assert_int_equal(rom_encode_request(pkt, sizeof(pkt), 0x42, 0, d, ROM_MAX_DATA - 1),
+                     8 + ROM_MAX_DATA - 1);
+    assert_int_equal(rom_encode_mem_data(pkt, sizeof(pkt), 0, d, ROM_MAX_DATA - 16),
                      8 + ROM_MAX_DATA);
     assert_int_equal(rom_encode_mem_data(pkt, sizeof(pkt), 0, d, ROM_MAX_DATA - 15), 0);
 }
