@@ -43,7 +43,8 @@ void slip_decoder_init(struct slip_decoder *d, uint8_t *buf, size_t cap, slip_fr
 /* Forgets any partial frame and waits for the next 0xC0 (e.g. after a baud change). */
 void slip_decoder_reset(struct slip_decoder *d);
 /* Feeds n bytes. Calls on_frame/on_error for each frame completed or dropped, in order. The
- * callbacks must not call slip_decoder_feed on the same decoder. */
+ * callbacks must not call slip_decoder_feed on the same decoder; they may call
+ * slip_decoder_reset, and the rest of the bytes are then noise until the next 0xC0. */
 void slip_decoder_feed(struct slip_decoder *d, const uint8_t *data, size_t n);
 
 /* Bytes needed to encode n bytes as one frame, worst case: 2 * n + 2. */
