@@ -55,7 +55,8 @@ size_t port_write_queued(const struct port *p);
  * everything (TIOCOUTQ is 0), the rate changes before this returns and failures come back
  * here; otherwise bytes written after the call are held back, the change happens once the
  * earlier bytes have left (checked from the loop, never with the blocking tcdrain), and a
- * failure then arrives through on_error (ES_PORT_IO). Any rate the driver accepts works,
+ * failure then arrives through on_error (ES_PORT_IO). A second call while a change is still
+ * waiting replaces the waiting rate. Any rate the driver accepts works,
  * including 74880 (Linux termios2). For sockets it does nothing and returns 0: the rate
  * belongs to whatever bridges the socket to the board. */
 int port_set_baud(struct port *p, uint32_t baud, struct es_err *err);
