@@ -512,6 +512,60 @@ static void test_load_errors(void **state)
     assert_string_equal(err.msg, "/tmp is not a regular file; name the .bin image file");
 }
 
+/* ---- The committed demo images (profiles/images, made by tools/mkimage) ---- */
+
+static void check_demo(const char *name, const char *chip_name, size_t size, const char *sha)
+{
+    char path[512], hex[65];
+    const struct chip *c = chip(chip_name);
+    struct image *img;
+    struct image_header h;
+    struct image_prepared p;
+    struct es_err err;
+
+    snprintf(path, sizeof(path), "%s/../profiles/images/%s", ES_TEST_DATA_DIR, name);
+    assert_int_equal(image_load(path, &img, &err), 0);
+    assert_int_equal(img->size, size);
+    es_hex(img->sha256, 32, hex);
+    assert_string_equal(hex, sha);
+    assert_int_equal(
+        image_parse_header(img->data, img->size, c->family == CHIP_FAMILY_ESP32, &h, &err), 0);
+    assert_int_equal(h.magic, IMAGE_MAGIC);
+    assert_true(h.checksum_ok);
+    assert_int_equal(image_check_chip(c, img->data, img->size, &err), 0);
+    if (c->family == CHIP_FAMILY_ESP32) {
+        assert_true(h.hash_appended);
+        assert_true(h.digest_ok);
+        assert_int_equal(h.chip_id, 0);
+        assert_int_equal(h.data_length + 32, size);
+    } else {
+        assert_int_equal(h.data_length, size);
+    }
+    /* Patched at the bootloader offset it still checks out. */
+    assert_int_equal(
+        image_prepare(c, img->data, img->size, c->bootloader_offset,
+                      c->family == CHIP_FAMILY_ESP32 ? &dio_4mb_40m_esp32 : &dio_4mb_40m_esp8266,
+                      &p, &err),
+        0);
+    assert_true(p.patched);
+    assert_int_equal(image_parse_header(p.data, p.size, c->family == CHIP_FAMILY_ESP32, &h, &err),
+                     0);
+    assert_int_equal(h.mode, CHIP_FLASH_DIO);
+    assert_true(h.checksum_ok);
+    assert_int_equal(h.digest_ok, c->family == CHIP_FAMILY_ESP32);
+    image_prepared_close(&p);
+    image_free(img);
+}
+
+static void test_demo_images(void **state)
+{
+    (void)state;
+    check_demo("esp8266-demo.bin", "esp8266", 262144,
+               "a74975b9772b816994681fb1dc09c5db500076e9bc2e918a668da1b1502efc4f");
+    check_demo("esp32-demo.bin", "esp32", 393216,
+               "6392acd7dc0fa31ea310b64b09bc256835d964dac580c20e1738dd0a4a0d0008");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -535,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_hashes),
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_demo_images),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -225,19 +225,21 @@ static int parse_number(const char *opt, const char *s, unsigned long long *out)
     return 0;
 }
 
+/* Returns 0 to go on, 1 when --help was printed, -1 on a usage error. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
     unsigned long long v;
     int have_size = 0, have_seed = 0;
+    int i = 1;
 
     memset(o, 0, sizeof(*o));
-    for (int i = 1; i < argc; i++) {
+    while (i < argc) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
 
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
-            exit(0);
+            return 1;
         }
         if (val == NULL) {
             fprintf(stderr, "mkimage: %s needs a value (or is unknown)\n", a);
@@ -261,7 +263,7 @@ static int parse_args(int argc, char **argv, struct options *o)
             fprintf(stderr, "mkimage: unknown option '%s'\n", a);
             return -1;
         }
-        i++;
+        i += 2;
     }
     if (o->chip == NULL || !have_size || !have_seed || o->out == NULL) {
         fprintf(stderr, "mkimage: --chip, --size, --seed and -o are all required\n");
@@ -364,10 +366,13 @@ int main(int argc, char **argv)
     char hex[65];
     int rc = 1;
 
-    if (parse_args(argc, argv, &o) < 0) {
-        usage(stderr);
-        return 2;
+    rc = parse_args(argc, argv, &o);
+    if (rc != 0) {
+        if (rc < 0)
+            usage(stderr);
+        return rc < 0 ? 2 : 0;
     }
+    rc = 1;
     chip = chip_by_name(o.chip);
     if (chip == NULL || (chip->model != CHIP_ESP8266 && chip->model != CHIP_ESP32)) {
         fprintf(stderr, "mkimage: --chip '%s' is not esp8266 or esp32\n", o.chip);
