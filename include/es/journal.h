@@ -1,7 +1,12 @@
 /* The run journal: reports/<run-id>/journal.jsonl, one compact JSON object per line, appended as
- * events happen. Each line goes out in a single write(2) on an O_APPEND descriptor, so a station
- * killed with SIGKILL leaves only whole lines, and every line whose append returned is in the
- * file (the kernel has it; journal_sync() makes it survive a power cut too). */
+ * events happen. Each line goes out in a single write(2) on an O_APPEND descriptor, so every line
+ * whose append returned is in the file even if the station is then SIGKILLed (the kernel has it;
+ * journal_sync() makes it survive a power cut too).
+ *
+ * A SIGKILL that lands *during* an append can leave the start of that one line at the end of the
+ * file without its '\n' (Linux stops a write between pages when a fatal signal is pending; see
+ * journal.c). Readers must therefore skip a final line that has no '\n'; journal_open() removes
+ * such a tail before appending. No other line is ever partial. */
 #ifndef ES_JOURNAL_H
 #define ES_JOURNAL_H
 
@@ -18,9 +23,12 @@ struct journal {
     off_t size_bytes;    /* length of the file after the last whole line we wrote */
     char path[4096];     /* for error messages */
     unsigned long lines; /* lines appended through this handle */
+    off_t dropped_bytes; /* torn last line journal_open() removed (0: none), for a log line */
 };
 
-/* Opens (creating if needed) run_dir/journal.jsonl for appending. Returns 0 or ES_REPORT. */
+/* Opens (creating if needed) run_dir/journal.jsonl for appending. An existing file that ends in
+ * a torn line (no '\n') is cut back to its last whole line; dropped_bytes says how much went.
+ * Returns 0 or ES_REPORT. */
 int journal_open(struct journal *j, const char *run_dir, struct es_err *err);
 
 /* Appends one line built from event, which the journal only borrows. event must be an object
