@@ -35,30 +35,30 @@ static void drop_frame(struct slip_decoder *d, const struct es_err *err)
 
 /* A 0xC0 ends the frame being collected and starts the next one (vector V-3): a reader that
  * treated it only as a start or only as an end would lose the real reply that follows a burst
- * of noise containing 0xC0. State is updated before the callback runs, so the callback may call
+ * of noise containing 0xC0. State is updated before any callback runs, so a callback may call
  * slip_decoder_reset(). */
 static void end_frame(struct slip_decoder *d)
 {
     size_t len = d->len;
-    int deliver = d->in_frame && !d->dropping && len > 0;
+    int live = d->in_frame && !d->dropping;
+    int cut_escape = live && d->escape;
     struct es_err err;
-
-    if (d->in_frame && !d->dropping && d->escape) {
-        /* "DB C0": the escape is cut off, so the frame is corrupt. The 0xC0 itself still counts
-         * as the start of the next frame. */
-        es_fail(&err, ES_SLIP_BAD_ESCAPE,
-                "SLIP escape 0xDB followed by 0xC0 after %zu frame bytes (expected 0xDC or 0xDD); "
-                "dropped the frame",
-                len);
-        drop_frame(d, &err);
-        deliver = 0;
-    }
 
     d->len = 0;
     d->in_frame = 1;
     d->escape = 0;
     d->dropping = 0;
-    if (deliver) {
+    if (cut_escape) {
+        /* "DB C0": the escape is cut off, so the frame is corrupt. The 0xC0 itself still counts
+         * as the start of the next frame. */
+        d->dropped++;
+        es_fail(&err, ES_SLIP_BAD_ESCAPE,
+                "SLIP escape 0xDB followed by 0xC0 after %zu frame bytes (expected 0xDC or 0xDD); "
+                "dropped the frame",
+                len);
+        if (d->on_error != NULL)
+            d->on_error(d->arg, &err);
+    } else if (live && len > 0) {
         d->frames++;
         if (d->on_frame != NULL)
             d->on_frame(d->arg, d->buf, len);

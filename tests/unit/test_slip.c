@@ -418,6 +418,37 @@ static void test_reset_from_callback(void **state)
     assert_frame(&got, 1, b, 1);
 }
 
+static void on_error_reset(void *arg, const struct es_err *err)
+{
+    on_error(arg, err);
+    slip_decoder_reset(reset_target);
+}
+
+/* The same from on_error, for both kinds of bad escape: the bytes after the reset are noise. */
+static void test_reset_from_error_callback(void **state)
+{
+    static const uint8_t cut[] = {0xC0, 0x01, 0xDB, 0xC0, 0x02, 0xC0, 0x03, 0xC0};
+    static const uint8_t bad[] = {0xC0, 0x01, 0xDB, 0x05, 0x02, 0xC0, 0x03, 0xC0};
+    static const uint8_t want[] = {0x03};
+    struct slip_decoder d;
+
+    (void)state;
+    memset(&got, 0, sizeof(got));
+    slip_decoder_init(&d, decbuf, SLIP_MAX_FRAME, on_frame, on_error_reset, &got);
+    reset_target = &d;
+    slip_decoder_feed(&d, cut, sizeof(cut));
+    assert_int_equal(got.nerrors, 1);
+    assert_int_equal(got.nframes, 1);
+    assert_frame(&got, 0, want, 1);
+
+    memset(&got, 0, sizeof(got));
+    slip_decoder_init(&d, decbuf, SLIP_MAX_FRAME, on_frame, on_error_reset, &got);
+    slip_decoder_feed(&d, bad, sizeof(bad));
+    assert_int_equal(got.nerrors, 1);
+    assert_int_equal(got.nframes, 1);
+    assert_frame(&got, 0, want, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -436,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_encode_buffer_limits),
         cmocka_unit_test(test_chunking_invariance),
         cmocka_unit_test(test_reset_from_callback),
+        cmocka_unit_test(test_reset_from_error_callback),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
