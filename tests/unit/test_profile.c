@@ -495,6 +495,38 @@ static void test_plan(void **state)
     free(out);
 }
 
+/* The profiles we ship load, with their demo images (profiles/images, made by tools/mkimage). */
+static void test_shipped_profiles(void **state)
+{
+    struct profile *p;
+    struct es_err err;
+    (void)state;
+
+    es_err_clear(&err);
+    assert_int_equal(profile_load("../profiles/nodemcu-micropython.yaml", &p, &err), 0);
+    assert_string_equal(err.msg, "");
+    assert_string_equal(p->name, "nodemcu-micropython");
+    assert_ptr_equal(p->chip, chip_by_name("esp8266"));
+    assert_string_equal(p->flash.mode, "dio");
+    assert_string_equal(p->flash.freq, "40m");
+    assert_int_equal(p->flash.size_kind, PROFILE_SIZE_DETECT);
+    assert_int_equal(p->verify, PROFILE_VERIFY_MD5);
+    assert_int_equal(p->loader, PROFILE_LOADER_STUB);
+    assert_int_equal(p->n_images, 1);
+    assert_int_equal(p->images[0].offset, 0x0);
+    assert_int_equal(profile_check_board(p, p->chip, 1u << 20, &err), 0);
+    profile_free(p);
+
+    assert_int_equal(profile_load("../profiles/esp32-micropython.yaml", &p, &err), 0);
+    assert_string_equal(err.msg, "");
+    assert_ptr_equal(p->chip, chip_by_name("esp32"));
+    assert_int_equal(p->erase, PROFILE_ERASE_ALL);
+    assert_int_equal(p->n_images, 1);
+    assert_int_equal(p->images[0].offset, 0x1000);
+    assert_int_equal(profile_check_board(p, p->chip, 4u << 20, &err), 0);
+    profile_free(p);
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -520,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_board_checks),
         cmocka_unit_test(test_flash_params),
         cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_shipped_profiles),
         cmocka_unit_test(test_names),
     };
 
