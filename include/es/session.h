@@ -1,0 +1,125 @@
+/* One board's life, as an explicit state machine driven by libuv (style.md §5): open the port,
+ * reset into download mode, SYNC, detect the chip, read its MAC and flash id, upload the flasher
+ * stub, (erase), write every image, read back its MD5, reset it to run, and account for all of
+ * it in a struct report_device. A session never prints: it reports through callbacks, and a
+ * failure ends this session only. */
+#ifndef ES_SESSION_H
+#define ES_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "es/chip.h"
+#include "es/err.h"
+#include "es/image.h"
+#include "es/profile.h"
+#include "es/report.h"
+#include "es/stub.h"
+
+/* The phases a board goes through, in order; the names are what reports and the journal use. */
+#define SESSION_PHASES(X)                                                                          \
+    X(OPEN, "open")                                                                                \
+    X(RESET, "reset")                                                                              \
+    X(SYNC, "sync")                                                                                \
+    X(DETECT, "detect")                                                                            \
+    X(IDENTIFY, "identify")                                                                        \
+    X(STUB, "stub")                                                                                \
+    X(BAUD, "baud")                                                                                \
+    X(ATTACH, "attach")                                                                            \
+    X(FLASH_ID, "flash_id")                                                                        \
+    X(PLAN, "plan")                                                                                \
+    X(ERASE, "erase")                                                                              \
+    X(WRITE, "write")                                                                              \
+    X(VERIFY, "verify")                                                                            \
+    X(RUN, "run")                                                                                  \
+    X(DONE, "done")
+
+enum session_phase {
+#define SESSION_PHASE_ENUM(name, str) SESSION_PHASE_##name,
+    SESSION_PHASES(SESSION_PHASE_ENUM)
+#undef SESSION_PHASE_ENUM
+        SESSION_PHASE_COUNT
+};
+
+const char *session_phase_name(enum session_phase phase);
+
+/* What to write on one board for one image: prepared bytes (patched, padded) and, when the
+ * loader takes compressed data, the zlib stream of those bytes. Owned by the station and shared
+ * by every session; a session only borrows it. */
+struct session_payload {
+    const struct image_prepared *prepared;
+    const uint8_t *zdata; /* zlib stream of prepared->data, or NULL */
+    size_t zsize;
+};
+
+struct session;
+
+struct session_callbacks {
+    /* The session entered a new phase. */
+    void (*on_phase)(struct session *s, enum session_phase phase, void *arg);
+    /* Something worth a journal line: "chip", "mac", "stub", "image_written", "verified",
+     * "retry" ... with a short human text. */
+    void (*on_note)(struct session *s, const char *what, const char *text, void *arg);
+    /* Bytes of images written so far changed (for progress bars). */
+    void (*on_progress)(struct session *s, uint64_t done, uint64_t total, void *arg);
+    /* The session has finished (pass, fail or interrupted), its port and timer are closed, and
+     * session_report() is final. The station writes the report, then calls session_free. */
+    void (*on_done)(struct session *s, void *arg);
+    /* Returns the payload of image index i of profile p for this chip and header flash params;
+     * the station computes it once and caches it. */
+    int (*get_payload)(struct session *s, const struct profile *p, size_t i,
+                       const struct chip *chip, const struct image_flash_params *params,
+                       int compressed, const struct session_payload **out, struct es_err *err,
+                       void *arg);
+};
+
+enum session_mode {
+    SESSION_FLASH, /* erase, write, verify */
+    SESSION_VERIFY /* QA: read back and compare only, never write */
+};
+
+struct session_config {
+    int slot;
+    const char *port;                  /* borrowed for the session's life */
+    const struct profile *const *profiles; /* a board takes the one whose chip matches */
+    size_t n_profiles;
+    const struct stub_image *stubs; /* indexed by enum chip_model; entries with chip NULL: none */
+    enum session_mode mode;
+    double timeout_scale; /* multiplies every timeout (sanitizer builds, slow hosts); 1 = normal */
+    int verbose;          /* note every frame as hex (SERIAL TX / RX) */
+};
+
+/* Allocates a session; nothing happens until session_start. cfg and cb are copied, the strings
+ * and profiles they point to are borrowed. */
+int session_new(uv_loop_t *loop, const struct session_config *cfg,
+                const struct session_callbacks *cb, void *arg, struct session **out,
+                struct es_err *err);
+/* Opens the port and starts the board's life. Always ends with on_done (also when the port
+ * cannot be opened). */
+void session_start(struct session *s);
+/* Stops the board as "interrupted" (SIGINT): on_done follows from the loop. No-op once done. */
+void session_interrupt(struct session *s);
+/* Frees a session after on_done. */
+void session_free(struct session *s);
+
+/* The report as it stands (final after on_done). Pointers inside stay valid until session_free. */
+const struct report_device *session_report(const struct session *s);
+
+/* A plain snapshot for the live view. */
+struct session_snapshot {
+    int slot;
+    const char *port;
+    const char *chip; /* NULL until detected */
+    char mac[18];     /* "" until read */
+    enum session_phase phase;
+    uint64_t done_bytes, total_bytes;
+    double rate_bps; /* image bytes per second during writing, 0 otherwise */
+    int finished;
+    enum report_result result;
+    const char *error; /* message when failed */
+};
+void session_snapshot(const struct session *s, struct session_snapshot *out);
+
+#endif

@@ -1,0 +1,350 @@
+/* espstation: argv -> subcommand -> exit status (style.md §9). 0 every board passed, 1 a board
+ * failed or the run was interrupted, 2 the profile, an image or the command line is wrong (and
+ * then no board was touched). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "es/port.h"
+#include "es/profile.h"
+#include "es/station.h"
+
+#define EXIT_PASS    0
+#define EXIT_FAILED  1
+#define EXIT_BADINPUT 2
+
+static void usage(FILE *f)
+{
+    fputs("usage: espstation run PROFILE.yaml [PROFILE.yaml...] [options]\n"
+          "       espstation verify PROFILE.yaml [options]   QA: read back and compare, never write\n"
+          "       espstation check PROFILE.yaml              validate; print the plan\n"
+          "       espstation ports                           serial ports with USB identity\n"
+          "       espstation --version\n"
+          "\n"
+          "options for run and verify:\n"
+          "  -p, --port PORT        a port to use (repeatable): /dev/ttyUSB3, a glob in quotes\n"
+          "                         ('/dev/ttyUSB*'), or socket://host:port\n"
+          "      --simulate N       start the simulated bench (espsim) with N boards and use it\n"
+          "      --sim-arg ARG      pass ARG to espsim (repeatable), e.g. --sim-arg=--state=DIR\n"
+          "      --sim-time-scale X espsim --time-scale (default 1: real line and flash times)\n"
+          "      --reports DIR      reports directory (default: the profile's `reports`)\n"
+          "      --json             print machine-readable events, one JSON object per line\n"
+          "      --lines            plain timestamped lines even on a terminal\n"
+          "      --timeout-scale X  multiply every protocol timeout by X\n"
+          "  -v, --verbose          log every frame as hex\n",
+          f);
+}
+
+struct options {
+    const char *command;
+    char **profiles;
+    size_t n_profiles;
+    char **ports;
+    size_t n_ports;
+    char **sim_args;
+    size_t n_sim_args;
+    int simulate;
+    double sim_time_scale;
+    double timeout_scale;
+    const char *reports;
+    enum station_output output;
+    int verbose;
+};
+
+static int push(char ***list, size_t *n, char *item)
+{
+    char **grown = realloc(*list, (*n + 1) * sizeof(**list));
+
+    if (grown == NULL)
+        return -1;
+    grown[(*n)++] = item;
+    *list = grown;
+    return 0;
+}
+
+static int parse_double(const char *opt, const char *text, double *out)
+{
+    char *end;
+
+    *out = strtod(text, &end);
+    if (*end != '\0' || *out < 0) {
+        fprintf(stderr, "espstation: %s '%s' is not a non-negative number\n", opt, text);
+        return -1;
+    }
+    return 0;
+}
+
+/* Parses argv into o. Returns 0, or EXIT_BADINPUT after printing what is wrong. */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    enum { OPT_SIM = 256, OPT_SIM_ARG, OPT_SIM_SCALE, OPT_REPORTS, OPT_JSON, OPT_LINES, OPT_TSCALE };
+    static const struct option longopts[] = {
+        {"port", required_argument, NULL, 'p'},
+        {"simulate", required_argument, NULL, OPT_SIM},
+        {"sim-arg", required_argument, NULL, OPT_SIM_ARG},
+        {"sim-time-scale", required_argument, NULL, OPT_SIM_SCALE},
+        {"reports", required_argument, NULL, OPT_REPORTS},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"lines", no_argument, NULL, OPT_LINES},
+        {"timeout-scale", required_argument, NULL, OPT_TSCALE},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    char *end;
+
+    o->sim_time_scale = 1.0;
+    o->timeout_scale = 1.0;
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "p:vh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'p': push(&o->ports, &o->n_ports, optarg); break;
+        case 'v': o->verbose = 1; break;
+        case 'h': usage(stdout); exit(EXIT_PASS);
+        case OPT_SIM:
+            o->simulate = (int)strtol(optarg, &end, 10);
+            if (*end != '\0' || o->simulate < 1 || o->simulate > 256) {
+                fprintf(stderr, "espstation: --simulate '%s': give a board count from 1 to 256\n",
+                        optarg);
+                return EXIT_BADINPUT;
+            }
+            break;
+        case OPT_SIM_ARG: push(&o->sim_args, &o->n_sim_args, optarg); break;
+        case OPT_SIM_SCALE:
+            if (parse_double("--sim-time-scale", optarg, &o->sim_time_scale) < 0)
+                return EXIT_BADINPUT;
+            break;
+        case OPT_TSCALE:
+            if (parse_double("--timeout-scale", optarg, &o->timeout_scale) < 0)
+                return EXIT_BADINPUT;
+            break;
+        case OPT_REPORTS: o->reports = optarg; break;
+        case OPT_JSON: o->output = STATION_OUTPUT_JSON; break;
+        case OPT_LINES: o->output = STATION_OUTPUT_LINES; break;
+        default: usage(stderr); return EXIT_BADINPUT;
+        }
+    }
+    for (int i = optind; i < argc; i++)
+        push(&o->profiles, &o->n_profiles, argv[i]);
+    return 0;
+}
+
+static int cmd_ports(void)
+{
+    struct port_info *list;
+    size_t n;
+    struct es_err err;
+
+    if (port_list(&list, &n, &err) < 0) {
+        fprintf(stderr, "espstation: %s\n", err.msg);
+        return EXIT_FAILED;
+    }
+    if (n == 0)
+        printf("no serial ports found\n");
+    port_sort(list, n);
+    for (size_t i = 0; i < n; i++) {
+        const struct port_info *p = &list[i];
+        printf("%-16s", p->name);
+        if (p->usb_vid >= 0)
+            printf(" usb %04x:%04x", p->usb_vid, p->usb_pid);
+        if (p->serial != NULL)
+            printf(" serial %s", p->serial);
+        if (p->location != NULL)
+            printf(" location %s", p->location);
+        if (p->description != NULL)
+            printf("  (%s)", p->description);
+        printf("\n");
+    }
+    port_list_free(list, n);
+    return EXIT_PASS;
+}
+
+/* Loads every profile; prints the first error. */
+static int load_profiles(const struct options *o, struct profile **profiles)
+{
+    struct es_err err;
+
+    if (o->n_profiles == 0) {
+        fprintf(stderr, "espstation: %s needs a profile: espstation %s PROFILE.yaml\n", o->command,
+                o->command);
+        return EXIT_BADINPUT;
+    }
+    for (size_t i = 0; i < o->n_profiles; i++) {
+        if (profile_load(o->profiles[i], &profiles[i], &err) < 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            return EXIT_BADINPUT;
+        }
+    }
+    return 0;
+}
+
+/* Expands the ports of the command line, else those of the first profile. */
+static int resolve_ports(const struct options *o, const struct profile *p, char ***ports,
+                         size_t *n)
+{
+    struct es_err err;
+    char **names;
+    size_t count;
+
+    *ports = NULL;
+    *n = 0;
+    if (o->n_ports > 0) {
+        for (size_t i = 0; i < o->n_ports; i++) {
+            if (strncmp(o->ports[i], "socket://", 9) == 0) {
+                push(ports, n, strdup(o->ports[i]));
+                continue;
+            }
+            if (port_glob(o->ports[i], &names, &count, &err) < 0) {
+                fprintf(stderr, "espstation: --port %s: %s\n", o->ports[i], err.msg);
+                return EXIT_BADINPUT;
+            }
+            for (size_t k = 0; k < count; k++)
+                push(ports, n, names[k]);
+            free(names);
+        }
+        return 0;
+    }
+    if (o->simulate > 0)
+        return 0;
+    for (size_t i = 0; i < p->n_ports; i++) {
+        const struct profile_port *pp = &p->ports[i];
+        if (pp->path != NULL && strncmp(pp->path, "socket://", 9) == 0) {
+            push(ports, n, strdup(pp->path));
+        } else if (pp->path != NULL) {
+            if (port_glob(pp->path, &names, &count, &err) < 0) {
+                fprintf(stderr, "%s:%d:%d: ports: %s\n", p->path, pp->pos.line, pp->pos.col,
+                        err.msg);
+                return EXIT_BADINPUT;
+            }
+            for (size_t k = 0; k < count; k++)
+                push(ports, n, names[k]);
+            free(names);
+        } else {
+            struct port_info *list;
+            size_t nl;
+            struct port_match m = {pp->has_usb ? pp->usb_vid : -1, pp->has_usb ? pp->usb_pid : -1,
+                                   pp->serial, pp->location};
+            if (port_list(&list, &nl, &err) < 0 ||
+                port_select(list, nl, &m, &names, &count, &err) < 0) {
+                fprintf(stderr, "%s:%d:%d: ports: %s\n", p->path, pp->pos.line, pp->pos.col,
+                        err.msg);
+                return EXIT_BADINPUT;
+            }
+            for (size_t k = 0; k < count; k++)
+                push(ports, n, names[k]);
+            free(names);
+            port_list_free(list, nl);
+        }
+    }
+    return 0;
+}
+
+static int cmd_run(const struct options *o, enum session_mode mode)
+{
+    struct profile **profiles = calloc(o->n_profiles + 1, sizeof(*profiles));
+    struct station_config cfg = {0};
+    struct station_result res;
+    struct es_err err;
+    char **ports = NULL;
+    size_t n_ports = 0;
+    int status;
+
+    if (profiles == NULL)
+        return EXIT_FAILED;
+    status = load_profiles(o, profiles);
+    if (status == 0)
+        status = resolve_ports(o, profiles[0], &ports, &n_ports);
+    if (status != 0)
+        goto out;
+    cfg.profiles = (const struct profile *const *)profiles;
+    cfg.n_profiles = o->n_profiles;
+    cfg.ports = ports;
+    cfg.n_ports = n_ports;
+    cfg.mode = mode;
+    cfg.simulate = o->simulate;
+    cfg.sim_args = o->sim_args;
+    cfg.n_sim_args = o->n_sim_args;
+    cfg.sim_time_scale = o->sim_time_scale;
+    cfg.reports_root = o->reports;
+    cfg.output = o->output;
+    cfg.verbose = o->verbose;
+    cfg.timeout_scale = o->timeout_scale;
+    if (station_run(&cfg, &res, &err) < 0) {
+        fprintf(stderr, "espstation: %s\n", err.msg);
+        status = err.code == ES_USAGE || err.code == ES_STUB ? EXIT_BADINPUT : EXIT_FAILED;
+        goto out;
+    }
+    if (o->output != STATION_OUTPUT_JSON)
+        printf("reports: %s\n", res.run_dir);
+    status = res.failed == 0 && res.interrupted == 0 ? EXIT_PASS : EXIT_FAILED;
+out:
+    for (size_t i = 0; i < o->n_profiles; i++)
+        profile_free(profiles[i]);
+    free(profiles);
+    for (size_t i = 0; i < n_ports; i++)
+        free(ports[i]);
+    free(ports);
+    return status;
+}
+
+static int cmd_check(const struct options *o)
+{
+    struct profile **profiles = calloc(o->n_profiles + 1, sizeof(*profiles));
+    int status;
+
+    if (profiles == NULL)
+        return EXIT_FAILED;
+    status = load_profiles(o, profiles);
+    for (size_t i = 0; status == 0 && i < o->n_profiles; i++)
+        if (profile_print_plan(profiles[i], stdout) < 0)
+            status = EXIT_FAILED;
+    for (size_t i = 0; i < o->n_profiles; i++)
+        profile_free(profiles[i]);
+    free(profiles);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {0};
+    int status;
+
+    /* The subcommand comes first, as in git. */
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_BADINPUT;
+    }
+    o.command = argv[1];
+    if (strcmp(o.command, "--version") == 0 || strcmp(o.command, "version") == 0) {
+        printf("espstation %s\n", ESPSTATION_VERSION);
+        return EXIT_PASS;
+    }
+    if (strcmp(o.command, "--help") == 0 || strcmp(o.command, "-h") == 0 ||
+        strcmp(o.command, "help") == 0) {
+        usage(stdout);
+        return EXIT_PASS;
+    }
+    /* Options are parsed once, after the subcommand; profiles supply the rest. */
+    status = parse_options(argc, argv, &o);
+    if (status == 0) {
+        if (strcmp(o.command, "run") == 0)
+            status = cmd_run(&o, SESSION_FLASH);
+        else if (strcmp(o.command, "verify") == 0)
+            status = cmd_run(&o, SESSION_VERIFY);
+        else if (strcmp(o.command, "check") == 0)
+            status = cmd_check(&o);
+        else if (strcmp(o.command, "ports") == 0)
+            status = cmd_ports();
+        else {
+            fprintf(stderr, "espstation: unknown command '%s'\n", o.command);
+            usage(stderr);
+            status = EXIT_BADINPUT;
+        }
+    }
+    free(o.profiles);
+    free(o.ports);
+    free(o.sim_args);
+    return status;
+}

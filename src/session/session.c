@@ -1,0 +1,1366 @@
+/* The per-board state machine (style.md §5). One enter_<state>() per state sends one command
+ * and arms the step timer; on_reply() dispatches the matching reply to <state>_done(); goto_state()
+ * is the only place the state changes. Nothing here blocks, prints or exits: a session reports
+ * through its callbacks and ends with on_done, whatever happens to the board. */
+#include "es/session.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "es/port.h"
+#include "es/rom.h"
+#include "es/slip.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* Timeouts (protocol doc §4, §8.4; esptool's figures unless noted). */
+#define SYNC_TIMEOUT_MS       100  /* first reply to a SYNC */
+#define SYNC_TRIES            5    /* SYNCs per reset */
+#define SYNC_PAUSE_MS         50   /* between SYNC tries */
+#define CMD_TIMEOUT_MS        3000 /* any other command */
+#define CMD_RETRIES           3    /* tries of an idempotent command (READ_REG...) */
+#define MEM_END_TIMEOUT_MS    200  /* the ROM's MEM_END reply may never come (§3.5) */
+#define OHAI_TIMEOUT_MS       1000 /* stub greeting after MEM_END */
+#define BAUD_SETTLE_MS        50   /* after CHANGE_BAUDRATE, before the next command (§3.10) */
+#define ERASE_MS_PER_MB       40000
+#define MD5_MS_PER_MB         8000
+#define CHIP_ERASE_TIMEOUT_MS 120000
+#define BLOCK_RETRIES         3 /* restarts of one image after a refused or lost block (§8.5) */
+#define RESET_HOLD_MS         100
+#define RESET_BOOT_MS         50  /* GPIO0 held low after EN rises; 550 on alternate attempts */
+#define RESET_DRAIN_MS        50  /* boot text drained before the first SYNC (§4) */
+#define DECODER_CAP           (20 * 1024)
+
+enum state {
+    ST_IDLE,
+    ST_RESET,
+    ST_SYNC,
+    ST_SYNC_PAUSE,
+    ST_DETECT,
+    ST_IDENTIFY,
+    ST_STUB_BEGIN,
+    ST_STUB_DATA,
+    ST_STUB_END,
+    ST_BAUD,
+    ST_BAUD_SETTLE,
+    ST_ATTACH,
+    ST_FLASH_ID,
+    ST_SET_PARAMS,
+    ST_ERASE,
+    ST_WRITE_BEGIN,
+    ST_WRITE_DATA,
+    ST_WRITE_FLUSH,
+    ST_VERIFY,
+    ST_RUN_RESET,
+    ST_CLOSING,
+};
+
+struct session {
+    uv_loop_t *loop;
+    struct session_config cfg;
+    struct session_callbacks cb;
+    void *arg;
+
+    struct port *port;
+    uv_timer_t timer;
+    int open_handles;
+    int started;
+
+    enum state state;
+    enum session_phase phase;
+    uint64_t phase_start_ns;
+    int attempt;         /* tries of the current command */
+    int connect_attempt; /* resets + SYNC rounds */
+    int sync_try;
+    int step;      /* sub-step inside a state (reset lines, register index, image index...) */
+    int finishing; /* session_finish() ran: ignore everything but close callbacks */
+    int synced;    /* a loader answered SYNC */
+
+    /* The command waiting for its reply. */
+    int waiting;
+    uint8_t pending_op;
+    size_t pending_result_len;
+    uint64_t pending_timeout_ms;
+
+    enum rom_loader loader;
+    uint32_t baud;
+    const struct chip *chip;
+    const struct profile *profile;
+    struct chip_info info;
+    uint32_t regs[CHIP_MAX_INFO_REGS];
+
+    struct chip_reg_step rdid[CHIP_RDID_MAX_STEPS];
+    size_t rdid_n;
+    uint32_t rdid_saved[CHIP_RDID_SAVE_SLOTS];
+    int polls;
+    uint32_t flash_size;
+    struct image_flash_params params;
+
+    /* Stub upload. */
+    const struct stub_image *stub;
+    int stub_seg; /* 0 text, 1 data */
+    uint32_t mem_seq;
+    size_t mem_off;
+
+    /* Image writing and verifying. */
+    size_t img;
+    const struct session_payload *payload;
+    uint32_t seq, blocks, block_size;
+    size_t off; /* bytes of the stream (compressed or not) already sent */
+    int compressed;
+    unsigned image_restarts;
+    uint64_t done_bytes, total_bytes;
+    uint64_t write_start_ns;
+
+    struct slip_decoder dec;
+    uint8_t *decbuf;
+
+    struct report_device rep;
+    struct report_image *images;
+    struct report_timing timings[SESSION_PHASE_COUNT];
+    int phase_seen[SESSION_PHASE_COUNT];
+    const char *chip_display;
+};
+
+/* Packets are built into one buffer and SLIP-encoded into another; port_write copies the bytes,
+ * and the whole station runs in one thread, so every session can share them. */
+static uint8_t pkt_buf[ROM_HEADER_LEN + ROM_DATA_HEADER_LEN + ROM_STUB_BLOCK + 64];
+static uint8_t wire_buf[2 * sizeof(pkt_buf) + 2];
+
+static const char *const phase_names[] = {
+#define SESSION_PHASE_NAME(name, str) str,
+    SESSION_PHASES(SESSION_PHASE_NAME)
+#undef SESSION_PHASE_NAME
+};
+
+const char *session_phase_name(enum session_phase phase)
+{
+    if ((unsigned)phase >= SESSION_PHASE_COUNT)
+        return "unknown";
+    return phase_names[phase];
+}
+
+static void goto_state(struct session *s, enum state next);
+static void session_fail(struct session *s, enum es_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void session_fail_err(struct session *s, const struct es_err *err);
+static void session_finish(struct session *s, enum report_result result);
+
+/* ---- Helpers ---- */
+
+static uint64_t scaled(const struct session *s, uint64_t ms)
+{
+    double v = (double)ms * s->cfg.timeout_scale;
+
+    return v < 1.0 ? 1 : (uint64_t)v;
+}
+
+static uint64_t per_mb_timeout(uint64_t bytes, uint64_t ms_per_mb)
+{
+    uint64_t t = bytes * ms_per_mb / 1000000u;
+
+    return t < CMD_TIMEOUT_MS ? CMD_TIMEOUT_MS : t;
+}
+
+static void note(struct session *s, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void note(struct session *s, const char *what, const char *fmt, ...)
+{
+    char text[300];
+    va_list ap;
+
+    if (s->cb.on_note == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    s->cb.on_note(s, what, text, s->arg);
+}
+
+static void set_phase(struct session *s, enum session_phase phase)
+{
+    uint64_t now = uv_hrtime();
+
+    if (phase == s->phase && s->phase_seen[phase])
+        return;
+    if (s->phase_seen[s->phase])
+        s->timings[s->phase].ms += (now - s->phase_start_ns) / 1000000u;
+    s->phase = phase;
+    s->phase_start_ns = now;
+    s->phase_seen[phase] = 1;
+    if (s->cb.on_phase != NULL)
+        s->cb.on_phase(s, phase, s->arg);
+}
+
+static void arm_timer(struct session *s, uint64_t ms);
+
+static void on_step_timeout(uv_timer_t *t);
+
+static void arm_timer(struct session *s, uint64_t ms)
+{
+    uv_timer_start(&s->timer, on_step_timeout, ms, 0);
+}
+
+static void hex_note(struct session *s, const char *dir, const uint8_t *b, size_t n)
+{
+    char text[3 * 48 + 8];
+    size_t i, k = 0;
+
+    for (i = 0; i < n && i < 48; i++)
+        k += (size_t)snprintf(text + k, sizeof(text) - k, "%02x ", b[i]);
+    if (i < n)
+        snprintf(text + k, sizeof(text) - k, "...");
+    note(s, dir, "%zu bytes: %s", n, text);
+}
+
+/* SLIP-encodes pkt_buf[0..len) and queues it. */
+static int send_packet(struct session *s, size_t len)
+{
+    struct es_err err;
+    size_t wire;
+
+    if (len == 0) {
+        session_fail(s, ES_INVALID_ARG, "could not encode a request (a bug in espstation)");
+        return -1;
+    }
+    wire = slip_encode(pkt_buf, len, wire_buf, sizeof(wire_buf));
+    if (s->cfg.verbose)
+        hex_note(s, "tx", pkt_buf, len);
+    if (port_write(s->port, wire_buf, wire, &err) < 0) {
+        session_fail_err(s, &err);
+        return -1;
+    }
+    s->rep.tx_bytes += wire;
+    return 0;
+}
+
+/* Sends a request built in pkt_buf and waits timeout_ms for the reply with the same op. */
+static void send_cmd(struct session *s, size_t len, size_t result_len, uint64_t timeout_ms)
+{
+    s->pending_op = pkt_buf[1];
+    s->pending_result_len = result_len;
+    s->pending_timeout_ms = timeout_ms;
+    s->waiting = 1;
+    if (send_packet(s, len) == 0)
+        arm_timer(s, scaled(s, timeout_ms));
+}
+
+static size_t md5_result_len(const struct session *s)
+{
+    return s->loader == ROM_LOADER_STUB ? 16 : 32;
+}
+
+/* ---- Failure and the end of a session ---- */
+
+static void fill_error(struct session *s, const struct es_err *err)
+{
+    s->rep.error = *err;
+    s->rep.error_phase = session_phase_name(s->phase);
+}
+
+static void session_fail_err(struct session *s, const struct es_err *err)
+{
+    if (s->finishing)
+        return;
+    fill_error(s, err);
+    es_err_prefix(&s->rep.error, "slot %d (%s), %s", s->cfg.slot, s->cfg.port,
+                  session_phase_name(s->phase));
+    session_finish(s, REPORT_FAIL);
+}
+
+static void session_fail(struct session *s, enum es_code code, const char *fmt, ...)
+{
+    struct es_err err;
+    va_list ap;
+
+    va_start(ap, fmt);
+    es_vfail(&err, code, fmt, ap);
+    va_end(ap);
+    session_fail_err(s, &err);
+}
+
+static void maybe_done(struct session *s)
+{
+    if (s->open_handles == 0 && s->cb.on_done != NULL)
+        s->cb.on_done(s, s->arg);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct session *s = container_of((uv_timer_t *)h, struct session, timer);
+
+    s->open_handles--;
+    maybe_done(s);
+}
+
+static void on_port_closed(struct port *p, void *arg)
+{
+    struct session *s = arg;
+
+    (void)p;
+    s->port = NULL;
+    s->open_handles--;
+    maybe_done(s);
+}
+
+static void session_finish(struct session *s, enum report_result result)
+{
+    if (s->finishing)
+        return;
+    s->finishing = 1;
+    set_phase(s, result == REPORT_PASS ? SESSION_PHASE_DONE : s->phase);
+    /* Close the books on the current phase. */
+    s->timings[s->phase].ms += (uv_hrtime() - s->phase_start_ns) / 1000000u;
+    s->phase_start_ns = uv_hrtime();
+    s->rep.result = result;
+    s->rep.end_ms = report_now_ms();
+    s->rep.baud = s->baud;
+    if (s->synced)
+        s->rep.loader = s->loader == ROM_LOADER_STUB ? REPORT_LOADER_STUB : REPORT_LOADER_ROM;
+    {
+        /* Report the phases in the order they ran, which is their enum order. */
+        struct report_timing *t = s->timings;
+        size_t n = 0;
+        for (int i = 0; i < SESSION_PHASE_COUNT; i++) {
+            if (!s->phase_seen[i] || i == SESSION_PHASE_DONE)
+                continue;
+            t[n].phase = phase_names[i];
+            t[n].ms = s->timings[i].ms;
+            n++;
+        }
+        s->rep.n_timings = n;
+    }
+    s->state = ST_CLOSING;
+    s->waiting = 0;
+    if (s->started) {
+        uv_timer_stop(&s->timer);
+        uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+    }
+    if (s->port != NULL)
+        port_close(s->port, on_port_closed);
+    else if (!s->started)
+        s->cb.on_done(s, s->arg);
+}
+
+/* ---- States, in the order a board goes through them ---- */
+
+static void enter_reset(struct session *s);
+static void enter_sync(struct session *s);
+static void enter_detect(struct session *s);
+static void enter_identify(struct session *s);
+static void enter_stub_begin(struct session *s);
+static void enter_stub_data(struct session *s);
+static void enter_stub_end(struct session *s);
+static void enter_baud(struct session *s);
+static void enter_attach(struct session *s);
+static void enter_flash_id(struct session *s);
+static void enter_set_params(struct session *s);
+static void enter_erase(struct session *s);
+static void enter_write_begin(struct session *s);
+static void enter_write_data(struct session *s);
+static void enter_write_flush(struct session *s);
+static void enter_verify(struct session *s);
+static void enter_run_reset(struct session *s);
+static void image_written(struct session *s);
+
+/* Runs the entry action of the current state: used by goto_state and to retry a command. */
+static void enter_state(struct session *s)
+{
+    switch (s->state) {
+    case ST_IDLE: break;
+    case ST_RESET: enter_reset(s); break;
+    case ST_SYNC: enter_sync(s); break;
+    case ST_SYNC_PAUSE: arm_timer(s, SYNC_PAUSE_MS); break;
+    case ST_DETECT: enter_detect(s); break;
+    case ST_IDENTIFY: enter_identify(s); break;
+    case ST_STUB_BEGIN: enter_stub_begin(s); break;
+    case ST_STUB_DATA: enter_stub_data(s); break;
+    case ST_STUB_END: enter_stub_end(s); break;
+    case ST_BAUD: enter_baud(s); break;
+    case ST_BAUD_SETTLE: arm_timer(s, BAUD_SETTLE_MS); break;
+    case ST_ATTACH: enter_attach(s); break;
+    case ST_FLASH_ID: enter_flash_id(s); break;
+    case ST_SET_PARAMS: enter_set_params(s); break;
+    case ST_ERASE: enter_erase(s); break;
+    case ST_WRITE_BEGIN: enter_write_begin(s); break;
+    case ST_WRITE_DATA: enter_write_data(s); break;
+    case ST_WRITE_FLUSH: enter_write_flush(s); break;
+    case ST_VERIFY: enter_verify(s); break;
+    case ST_RUN_RESET: enter_run_reset(s); break;
+    case ST_CLOSING: break;
+    }
+}
+
+static void goto_state(struct session *s, enum state next)
+{
+    if (s->finishing)
+        return;
+    s->state = next;
+    s->attempt = 0;
+    s->waiting = 0;
+    s->step = 0;
+    enter_state(s);
+}
+
+/* Reset into download mode with the UnixTight sequence of protocol doc §5.2, one TIOCMSET (or
+ * control-socket line) per step, driven by the timer: (DTR, RTS) = (0,0) (1,1) (0,1) hold
+ * (1,0) boot (0,0). Every other connection attempt holds GPIO0 for 550 ms instead of 50 ms. */
+struct line_step {
+    int dtr, rts;
+    int wait_ms; /* -1: the boot delay of this attempt */
+};
+static const struct line_step download_reset[] = {
+    {0, 0, 0}, {1, 1, 0}, {0, 1, RESET_HOLD_MS}, {1, 0, -1}, {0, 0, RESET_DRAIN_MS},
+};
+
+static void reset_step(struct session *s)
+{
+    const struct line_step *st;
+    struct es_err err;
+    int wait;
+
+    if (s->step >= (int)(sizeof(download_reset) / sizeof(download_reset[0]))) {
+        port_flush_input(s->port);
+        slip_decoder_reset(&s->dec);
+        goto_state(s, ST_SYNC);
+        return;
+    }
+    st = &download_reset[s->step++];
+    if (port_set_lines(s->port, st->dtr, st->rts, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    wait = st->wait_ms >= 0 ? st->wait_ms : (s->connect_attempt % 2 ? 550 : RESET_BOOT_MS);
+    if (wait == 0)
+        reset_step(s);
+    else
+        arm_timer(s, (uint64_t)wait);
+}
+
+static void enter_reset(struct session *s)
+{
+    /* Before the chip is known the first profile decides; a mixed bench uses one policy. */
+    const struct profile *p = s->cfg.profiles[0];
+
+    set_phase(s, SESSION_PHASE_RESET);
+    s->step = 0;
+    s->sync_try = 0;
+    if (p->reset_before == PROFILE_RESET_BEFORE_NONE || !port_can_reset(s->port)) {
+        if (s->connect_attempt == 0 && p->reset_before != PROFILE_RESET_BEFORE_NONE)
+            note(s, "reset", "port has no modem lines: not reset, SYNC only (protocol doc §5.4)");
+        port_flush_input(s->port);
+        goto_state(s, ST_SYNC);
+        return;
+    }
+    reset_step(s);
+}
+
+static void enter_sync(struct session *s)
+{
+    set_phase(s, SESSION_PHASE_SYNC);
+    send_cmd(s, rom_encode_sync(pkt_buf, sizeof(pkt_buf)), 0, SYNC_TIMEOUT_MS);
+}
+
+static void sync_done(struct session *s, const uint8_t *frame, size_t len)
+{
+    struct es_err err;
+
+    if (rom_sync_loader(frame, len, &s->loader, &err) < 0)
+        return; /* not a good SYNC reply: keep waiting */
+    s->rep.connect_retries = (unsigned)s->connect_attempt;
+    s->synced = 1;
+    uv_timer_stop(&s->timer);
+    s->waiting = 0;
+    note(s, "sync", "in sync after %d SYNC(s), loader %s", s->sync_try + 1,
+         rom_loader_name(s->loader));
+    goto_state(s, ST_DETECT);
+}
+
+static void sync_timeout(struct session *s)
+{
+    int attempts = s->cfg.profiles[0]->retries > 0 ? s->cfg.profiles[0]->retries : 1;
+
+    if (++s->sync_try < SYNC_TRIES) {
+        goto_state(s, ST_SYNC_PAUSE);
+        return;
+    }
+    if (++s->connect_attempt < attempts) {
+        note(s, "retry", "no reply to %d SYNCs; connection attempt %d of %d", SYNC_TRIES,
+             s->connect_attempt + 1, attempts);
+        goto_state(s, ST_RESET);
+        return;
+    }
+    s->rep.connect_retries = (unsigned)s->connect_attempt;
+    session_fail(s, ES_NO_SYNC, "no reply to SYNC after %d attempts of %d tries", attempts,
+                 SYNC_TRIES);
+}
+
+static void enter_detect(struct session *s)
+{
+    set_phase(s, SESSION_PHASE_DETECT);
+    send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), CHIP_MAGIC_REG), 0, CMD_TIMEOUT_MS);
+}
+
+static const struct profile *profile_for(const struct session *s, const struct chip *chip)
+{
+    for (size_t i = 0; i < s->cfg.n_profiles; i++) {
+        const struct chip *want = s->cfg.profiles[i]->chip;
+        if (want == NULL || want == chip)
+            return s->cfg.profiles[i];
+    }
+    return NULL;
+}
+
+/* The report's image list, from the profile the board took. */
+static int alloc_images(struct session *s)
+{
+    const struct profile *p = s->profile;
+
+    s->images = calloc(p->n_images, sizeof(*s->images));
+    if (s->images == NULL) {
+        session_fail(s, ES_NOMEM, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < p->n_images; i++) {
+        s->images[i].offset = p->images[i].offset;
+        s->images[i].file = p->images[i].file;
+        s->images[i].size_bytes = p->images[i].image != NULL ? p->images[i].image->size : 0;
+        memcpy(s->images[i].sha256, p->images[i].sha256, 32);
+    }
+    s->rep.images = s->images;
+    s->rep.n_images = p->n_images;
+    return 0;
+}
+
+static void detect_done(struct session *s, const struct rom_reply *r)
+{
+    const struct chip *chip = chip_by_magic(r->value);
+
+    if (chip == NULL) {
+        session_fail(s, ES_UNKNOWN_CHIP, "chip magic 0x%08x is not a chip espstation knows (%s)",
+                     r->value, chip_names());
+        return;
+    }
+    s->chip = chip;
+    s->rep.chip = chip->display;
+    note(s, "chip", "%s", chip->display);
+    s->profile = profile_for(s, chip);
+    if (s->profile == NULL) {
+        const struct profile *p = s->cfg.profiles[0];
+        session_fail(s, ES_WRONG_CHIP, "the board is an %s but profile '%s' is for %s",
+                     chip->display, p->name, p->chip != NULL ? p->chip->display : "another chip");
+        return;
+    }
+    if (alloc_images(s) < 0)
+        return;
+    s->rep.profile_name = s->profile->name;
+    s->rep.profile_sha256_valid = true;
+    memcpy(s->rep.profile_sha256, s->profile->sha256, 32);
+    goto_state(s, ST_IDENTIFY);
+}
+
+static void enter_identify(struct session *s)
+{
+    set_phase(s, SESSION_PHASE_IDENTIFY);
+    send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), s->chip->info_regs[s->step]), 0,
+             CMD_TIMEOUT_MS);
+}
+
+static void identify_done(struct session *s, const struct rom_reply *r)
+{
+    struct es_err err;
+
+    s->regs[s->step++] = r->value;
+    if ((size_t)s->step < s->chip->info_reg_count) {
+        s->attempt = 0;
+        send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), s->chip->info_regs[s->step]), 0,
+                 CMD_TIMEOUT_MS);
+        return;
+    }
+    if (chip_decode_info(s->chip, s->regs, &s->info, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    memcpy(s->rep.mac, s->info.mac, 6);
+    s->rep.mac_valid = true;
+    s->rep.chip_revision = s->info.rev_major >= 0 ? s->info.rev_major * 100 + s->info.rev_minor
+                                                  : -1;
+    {
+        char mac[18];
+        chip_format_mac(s->info.mac, mac);
+        note(s, "mac", "%s, %s", mac, s->info.description);
+    }
+    if (s->profile->loader == PROFILE_LOADER_STUB && s->loader != ROM_LOADER_STUB) {
+        s->stub = &s->cfg.stubs[s->chip->model];
+        if (s->stub->chip == NULL) {
+            session_fail(s, ES_STUB, "no flasher stub is loaded for %s", s->chip->display);
+            return;
+        }
+        s->stub_seg = 0;
+        goto_state(s, ST_STUB_BEGIN);
+        return;
+    }
+    goto_state(s, ST_BAUD);
+}
+
+/* Upload the flasher stub to RAM (protocol doc §10.1): for text then data, MEM_BEGIN and
+ * MEM_DATA blocks of 0x1800 bytes; then MEM_END with the entry point, and wait for "OHAI". */
+static const struct stub_segment *stub_segment(const struct session *s)
+{
+    return s->stub_seg == 0 ? &s->stub->text : &s->stub->data;
+}
+
+static void enter_stub_begin(struct session *s)
+{
+    const struct stub_segment *seg = stub_segment(s);
+    struct rom_begin b = {0};
+
+    set_phase(s, SESSION_PHASE_STUB);
+    b.size = (uint32_t)seg->len;
+    b.block_size = s->chip->mem_block_size;
+    b.blocks = rom_block_count(b.size, b.block_size);
+    b.offset = seg->addr;
+    s->mem_seq = 0;
+    s->mem_off = 0;
+    send_cmd(s, rom_encode_mem_begin(pkt_buf, sizeof(pkt_buf), &b), 0, CMD_TIMEOUT_MS);
+}
+
+static void enter_stub_data(struct session *s)
+{
+    const struct stub_segment *seg = stub_segment(s);
+    size_t n = seg->len - s->mem_off;
+
+    if (n > s->chip->mem_block_size)
+        n = s->chip->mem_block_size;
+    send_cmd(s, rom_encode_mem_data(pkt_buf, sizeof(pkt_buf), s->mem_seq, seg->bytes + s->mem_off,
+                                    n),
+             0, CMD_TIMEOUT_MS);
+}
+
+static void stub_data_done(struct session *s)
+{
+    const struct stub_segment *seg = stub_segment(s);
+    size_t n = seg->len - s->mem_off;
+
+    s->mem_off += n > s->chip->mem_block_size ? s->chip->mem_block_size : n;
+    s->mem_seq++;
+    if (s->mem_off < seg->len) {
+        goto_state(s, ST_STUB_DATA);
+        return;
+    }
+    if (s->stub_seg == 0 && s->stub->data.len > 0) {
+        s->stub_seg = 1;
+        goto_state(s, ST_STUB_BEGIN);
+        return;
+    }
+    goto_state(s, ST_STUB_END);
+}
+
+static void enter_stub_end(struct session *s)
+{
+    s->step = 0; /* 0: waiting for the MEM_END reply, 1: for OHAI */
+    send_cmd(s, rom_encode_mem_end(pkt_buf, sizeof(pkt_buf), s->stub->entry), 0,
+             MEM_END_TIMEOUT_MS);
+}
+
+static void stub_started(struct session *s)
+{
+    s->loader = ROM_LOADER_STUB;
+    note(s, "stub", "flasher stub running");
+    goto_state(s, ST_BAUD);
+}
+
+/* Raise the line rate once a loader that can do it runs (protocol doc §3.10): the reply comes at
+ * the old rate, then the host switches, waits and flushes. */
+static uint32_t wanted_baud(const struct session *s)
+{
+    return s->profile->flash_baud != 0 ? s->profile->flash_baud : s->baud;
+}
+
+static void enter_baud(struct session *s)
+{
+    uint32_t want = wanted_baud(s);
+
+    if (want == s->baud ||
+        (s->loader != ROM_LOADER_STUB && !chip_has(s->chip, CHIP_ROM_CHANGE_BAUD))) {
+        if (want != s->baud)
+            note(s, "baud", "the %s ROM cannot change baud rate; staying at %u",
+                 s->chip->display, s->baud);
+        goto_state(s, ST_ATTACH);
+        return;
+    }
+    set_phase(s, SESSION_PHASE_BAUD);
+    send_cmd(s,
+             rom_encode_change_baudrate(pkt_buf, sizeof(pkt_buf), want,
+                                        s->loader == ROM_LOADER_STUB ? s->baud : 0),
+             0, CMD_TIMEOUT_MS);
+}
+
+static void baud_done(struct session *s)
+{
+    struct es_err err;
+    uint32_t want = wanted_baud(s);
+
+    if (port_set_baud(s->port, want, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    note(s, "baud", "%u -> %u baud", s->baud, want);
+    s->baud = want;
+    goto_state(s, ST_BAUD_SETTLE);
+}
+
+static void baud_settled(struct session *s)
+{
+    port_flush_input(s->port);
+    slip_decoder_reset(&s->dec);
+    goto_state(s, ST_ATTACH);
+}
+
+/* Attach the SPI flash: SPI_ATTACH on ESP32-family chips; the ESP8266 ROM attaches on a
+ * FLASH_BEGIN with zero sizes (§3.8); the ESP8266 stub has attached it already. */
+static void enter_attach(struct session *s)
+{
+    struct rom_begin b = {0};
+
+    set_phase(s, SESSION_PHASE_ATTACH);
+    if (chip_has(s->chip, CHIP_ROM_NEEDS_SPI_ATTACH)) {
+        send_cmd(s, rom_encode_spi_attach(pkt_buf, sizeof(pkt_buf), 0, s->loader), 0,
+                 CMD_TIMEOUT_MS);
+        return;
+    }
+    if (s->loader != ROM_LOADER_STUB) {
+        b.block_size = ROM_FLASH_BLOCK;
+        send_cmd(s, rom_encode_flash_begin(pkt_buf, sizeof(pkt_buf), &b), 0, CMD_TIMEOUT_MS);
+        return;
+    }
+    goto_state(s, ST_FLASH_ID);
+}
+
+/* Read the JEDEC id by playing the chip's RDID register recipe (protocol doc §7.5). */
+static void rdid_send(struct session *s)
+{
+    const struct chip_reg_step *st = &s->rdid[s->step];
+    uint32_t value = st->value;
+    size_t len;
+
+    switch (st->op) {
+    case CHIP_REG_SAVE:
+    case CHIP_REG_POLL:
+    case CHIP_REG_RESULT:
+        len = rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), st->addr);
+        break;
+    case CHIP_REG_RESTORE:
+        value = s->rdid_saved[st->value];
+        /* fall through */
+    case CHIP_REG_WRITE:
+    default:
+        len = rom_encode_write_reg(pkt_buf, sizeof(pkt_buf), st->addr, value, 0xFFFFFFFFu, 0);
+        break;
+    }
+    send_cmd(s, len, 0, CMD_TIMEOUT_MS);
+}
+
+static void enter_flash_id(struct session *s)
+{
+    set_phase(s, SESSION_PHASE_FLASH_ID);
+    s->rdid_n = chip_rdid_steps(s->chip, s->rdid);
+    s->step = 0;
+    s->polls = 0;
+    rdid_send(s);
+}
+
+static int settle_flash(struct session *s, uint32_t detected, struct es_err *err)
+{
+    const struct profile *p = s->profile;
+    const struct chip_flash_size *fs;
+    uint8_t code;
+    int rc;
+
+    s->flash_size = detected;
+    if (p->flash.size_kind == PROFILE_SIZE_BYTES)
+        s->flash_size = p->flash.size_bytes;
+    if (s->flash_size == 0)
+        return es_fail(err, ES_FLASH_SIZE,
+                       "flash id 0x%06x has a capacity espstation does not know; set flash.size "
+                       "in the profile",
+                       s->rep.flash_id);
+    s->rep.flash_size_bytes = s->flash_size;
+
+    s->params.mode = IMAGE_KEEP;
+    s->params.freq = IMAGE_KEEP;
+    s->params.size = IMAGE_KEEP;
+    if (strcmp(p->flash.mode, "keep") != 0) {
+        if ((rc = chip_flash_mode_from_string(p->flash.mode, &code, err)) < 0)
+            return rc;
+        s->params.mode = code;
+    }
+    if (strcmp(p->flash.freq, "keep") != 0) {
+        if ((rc = chip_flash_freq_from_string(s->chip, p->flash.freq, &code, err)) < 0)
+            return rc;
+        s->params.freq = code;
+    }
+    if (p->flash.size_kind != PROFILE_SIZE_KEEP) {
+        if ((rc = chip_flash_size_from_bytes(s->chip, s->flash_size, &fs, err)) < 0)
+            return rc;
+        s->params.size = fs->code;
+    }
+    return profile_check_board(p, s->chip, s->flash_size, err);
+}
+
+static void flash_id_done(struct session *s, const struct rom_reply *r)
+{
+    const struct chip_reg_step *st = &s->rdid[s->step];
+    struct flash_id id;
+    struct es_err err;
+
+    switch (st->op) {
+    case CHIP_REG_SAVE: s->rdid_saved[st->value] = r->value; break;
+    case CHIP_REG_POLL:
+        if ((r->value & st->value) != 0) {
+            if (++s->polls >= CHIP_REG_POLL_MAX) {
+                session_fail(s, ES_NO_FLASH, "the SPI flash did not finish RDID");
+                return;
+            }
+            s->attempt = 0;
+            rdid_send(s);
+            return;
+        }
+        break;
+    case CHIP_REG_RESULT: s->rep.flash_id = r->value & 0xFFFFFFu; break;
+    case CHIP_REG_WRITE:
+    case CHIP_REG_RESTORE: break;
+    }
+    if ((size_t)++s->step < s->rdid_n) {
+        s->attempt = 0;
+        rdid_send(s);
+        return;
+    }
+    if (flash_id_decode(s->rep.flash_id, &id, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    s->rep.flash_id_valid = true;
+    note(s, "flash", "flash id 0x%06x, %u KiB", s->rep.flash_id, id.size_bytes / 1024);
+    set_phase(s, SESSION_PHASE_PLAN);
+    if (settle_flash(s, id.size_bytes, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    goto_state(s, ST_SET_PARAMS);
+}
+
+static void enter_set_params(struct session *s)
+{
+    if (!chip_has(s->chip, CHIP_ROM_SPI_SET_PARAMS)) {
+        goto_state(s, ST_ERASE);
+        return;
+    }
+    send_cmd(s, rom_encode_spi_set_params(pkt_buf, sizeof(pkt_buf), s->flash_size), 0,
+             CMD_TIMEOUT_MS);
+}
+
+/* Erase the whole chip first when the profile asks for it (protocol doc §3.13). The ROMs have no
+ * chip erase: a FLASH_BEGIN over the whole flash does the same. */
+static void enter_erase(struct session *s)
+{
+    struct rom_begin b = {0};
+
+    if (s->cfg.mode == SESSION_VERIFY) {
+        s->img = 0;
+        goto_state(s, ST_VERIFY);
+        return;
+    }
+    if (s->profile->erase != PROFILE_ERASE_ALL) {
+        s->img = 0;
+        goto_state(s, ST_WRITE_BEGIN);
+        return;
+    }
+    set_phase(s, SESSION_PHASE_ERASE);
+    if (s->loader == ROM_LOADER_STUB) {
+        send_cmd(s, rom_encode_erase_flash(pkt_buf, sizeof(pkt_buf)), 0, CHIP_ERASE_TIMEOUT_MS);
+        return;
+    }
+    b.size = s->loader == ROM_LOADER_ESP8266 ? rom_esp8266_erase_size(0, s->flash_size)
+                                             : s->flash_size;
+    b.block_size = ROM_FLASH_BLOCK;
+    send_cmd(s, rom_encode_flash_begin(pkt_buf, sizeof(pkt_buf), &b), 0,
+             per_mb_timeout(s->flash_size, ERASE_MS_PER_MB));
+}
+
+/* Write one image: FLASH_BEGIN (or FLASH_DEFL_BEGIN with the stub), its blocks, then with the
+ * stub one READ_REG that is answered only once the last block is in flash (esptool does the
+ * same). After a refused or lost block the image restarts from its BEGIN: both ROMs advance
+ * their sequence number even on a refused block (protocol doc §15). */
+static int load_payload(struct session *s, struct es_err *err)
+{
+    s->compressed = s->loader == ROM_LOADER_STUB;
+    return s->cb.get_payload(s, s->profile, s->img, s->chip, &s->params, s->compressed,
+                             &s->payload, err, s->arg);
+}
+
+static size_t stream_size(const struct session *s)
+{
+    return s->compressed ? s->payload->zsize : s->payload->prepared->size;
+}
+
+static void enter_write_begin(struct session *s)
+{
+    const struct image_prepared *prep;
+    struct rom_begin b = {0};
+    struct es_err err;
+    size_t len;
+
+    set_phase(s, SESSION_PHASE_WRITE);
+    if (load_payload(s, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    prep = s->payload->prepared;
+    if (s->img == 0 && s->image_restarts == 0) {
+        s->total_bytes = 0;
+        for (size_t i = 0; i < s->profile->n_images; i++)
+            s->total_bytes += s->profile->images[i].image->size;
+        s->write_start_ns = uv_hrtime();
+    }
+    s->block_size = s->loader == ROM_LOADER_STUB ? s->chip->stub_block_size : ROM_FLASH_BLOCK;
+    s->seq = 0;
+    s->off = 0;
+    s->blocks = rom_block_count((uint32_t)stream_size(s), s->block_size);
+    b.blocks = s->blocks;
+    b.block_size = s->block_size;
+    b.offset = prep->offset;
+    if (s->compressed) {
+        b.size = (uint32_t)prep->size;
+        len = rom_encode_flash_defl_begin(pkt_buf, sizeof(pkt_buf), &b);
+    } else {
+        b.size = s->loader == ROM_LOADER_ESP8266
+                     ? rom_esp8266_erase_size(prep->offset, (uint32_t)prep->size)
+                     : (uint32_t)prep->size;
+        len = rom_encode_flash_begin(pkt_buf, sizeof(pkt_buf), &b);
+    }
+    s->images[s->img].md5_sent_valid = true;
+    memcpy(s->images[s->img].md5_sent, prep->md5, 16);
+    send_cmd(s, len, 0, per_mb_timeout(prep->size, ERASE_MS_PER_MB));
+}
+
+static void enter_write_data(struct session *s)
+{
+    const uint8_t *stream =
+        s->compressed ? s->payload->zdata : s->payload->prepared->data;
+    size_t n = stream_size(s) - s->off;
+    size_t len;
+    uint64_t timeout = CMD_TIMEOUT_MS;
+
+    if (n > s->block_size)
+        n = s->block_size;
+    if (s->compressed) {
+        len = rom_encode_flash_defl_data(pkt_buf, sizeof(pkt_buf), s->seq, stream + s->off, n);
+        /* A compressed block may expand to much more flash than it is long (esptool sizes the
+         * timeout by the uncompressed bytes, 40 s/MB). */
+        timeout = per_mb_timeout((uint64_t)n * s->payload->prepared->size / s->payload->zsize,
+                                 ERASE_MS_PER_MB);
+    } else {
+        len = rom_encode_flash_data(pkt_buf, sizeof(pkt_buf), s->seq, stream + s->off, n,
+                                    s->block_size);
+    }
+    send_cmd(s, len, 0, timeout);
+}
+
+static uint64_t image_done_bytes(const struct session *s)
+{
+    uint64_t before = 0, size = s->profile->images[s->img].image->size;
+
+    for (size_t i = 0; i < s->img; i++)
+        before += s->profile->images[i].image->size;
+    if (stream_size(s) == 0)
+        return before;
+    return before + (uint64_t)s->off * size / stream_size(s);
+}
+
+static void write_data_done(struct session *s)
+{
+    size_t n = stream_size(s) - s->off;
+
+    s->off += n > s->block_size ? s->block_size : n;
+    s->seq++;
+    s->done_bytes = image_done_bytes(s);
+    if (s->cb.on_progress != NULL)
+        s->cb.on_progress(s, s->done_bytes, s->total_bytes, s->arg);
+    if (s->off < stream_size(s)) {
+        goto_state(s, ST_WRITE_DATA);
+        return;
+    }
+    s->images[s->img].written_bytes = s->payload->prepared->size;
+    /* The stub acknowledges a block before it is in flash; one more command is answered only
+     * after the last block was written (esptool does the same). */
+    if (s->loader == ROM_LOADER_STUB)
+        goto_state(s, ST_WRITE_FLUSH);
+    else
+        image_written(s);
+}
+
+static void enter_write_flush(struct session *s)
+{
+    send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), CHIP_MAGIC_REG), 0,
+             per_mb_timeout(s->block_size * 4u, ERASE_MS_PER_MB));
+}
+
+/* The current image is in flash: on to the next one, or to verifying. */
+static void image_written(struct session *s)
+{
+    note(s, "image_written", "0x%05x: %zu bytes", s->payload->prepared->offset,
+         s->payload->prepared->size);
+    s->image_restarts = 0;
+    if (++s->img < s->profile->n_images) {
+        goto_state(s, ST_WRITE_BEGIN);
+        return;
+    }
+    s->img = 0;
+    goto_state(s, ST_VERIFY);
+}
+
+static int write_retry(struct session *s, const struct es_err *why)
+{
+    s->rep.block_retries++;
+    if (++s->image_restarts > BLOCK_RETRIES)
+        return -1;
+    note(s, "retry", "image at 0x%05x, block %u: %s; restarting the image (%u of %d)",
+         s->payload != NULL ? s->payload->prepared->offset : 0, s->seq, why->msg,
+         s->image_restarts, BLOCK_RETRIES);
+    goto_state(s, ST_WRITE_BEGIN);
+    return 0;
+}
+
+/* Verify every image region with SPI_FLASH_MD5 against the MD5 of the bytes sent (§8.7). */
+static void enter_verify(struct session *s)
+{
+    struct es_err err;
+    const struct image_prepared *prep;
+
+    if (s->profile->verify == PROFILE_VERIFY_NONE) {
+        goto_state(s, ST_RUN_RESET);
+        return;
+    }
+    if (s->loader != ROM_LOADER_STUB && !chip_has(s->chip, CHIP_ROM_MD5)) {
+        session_fail(s, ES_UNSUPPORTED,
+                     "the %s ROM has no MD5 command: verify needs loader: stub (the default)",
+                     s->chip->display);
+        return;
+    }
+    set_phase(s, SESSION_PHASE_VERIFY);
+    if (load_payload(s, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    prep = s->payload->prepared;
+    s->images[s->img].md5_sent_valid = true;
+    memcpy(s->images[s->img].md5_sent, prep->md5, 16);
+    send_cmd(s,
+             rom_encode_spi_flash_md5(pkt_buf, sizeof(pkt_buf), prep->offset, (uint32_t)prep->size),
+             md5_result_len(s), per_mb_timeout(prep->size, MD5_MS_PER_MB));
+}
+
+static void verify_done(struct session *s, const struct rom_reply *r)
+{
+    struct report_image *ri = &s->images[s->img];
+    struct es_err err;
+    char want[33], got[33];
+
+    if (rom_decode_md5(r, s->loader, ri->md5_read, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    ri->md5_read_valid = true;
+    ri->verified = memcmp(ri->md5_read, ri->md5_sent, 16) == 0;
+    es_hex(ri->md5_sent, 16, want);
+    es_hex(ri->md5_read, 16, got);
+    if (!ri->verified) {
+        session_fail(s, ES_VERIFY_MISMATCH,
+                     "image %s at 0x%05x: flash MD5 %s, expected %s; the flash does not hold "
+                     "the image",
+                     ri->file, ri->offset, got, want);
+        return;
+    }
+    note(s, "verified", "0x%05x: md5 %s", ri->offset, got);
+    if (++s->img < s->profile->n_images) {
+        goto_state(s, ST_VERIFY);
+        return;
+    }
+    goto_state(s, ST_RUN_RESET);
+}
+
+/* Hard reset into the new firmware (§5.2): RTS asserted for 100 ms, then released. */
+static void enter_run_reset(struct session *s)
+{
+    struct es_err err;
+
+    if (s->profile->reset_after == PROFILE_RESET_AFTER_NONE || !port_can_reset(s->port)) {
+        if (s->profile->reset_after != PROFILE_RESET_AFTER_NONE)
+            note(s, "reset", "port has no modem lines: board left in the loader");
+        session_finish(s, REPORT_PASS);
+        return;
+    }
+    set_phase(s, SESSION_PHASE_RUN);
+    if (s->step == 0) { /* RTS asserted = EN low: in reset */
+        if (port_set_lines(s->port, 0, 1, &err) < 0) {
+            session_fail_err(s, &err);
+            return;
+        }
+        s->step = 1;
+        arm_timer(s, RESET_HOLD_MS);
+        return;
+    }
+    if (port_set_lines(s->port, 0, 0, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    session_finish(s, REPORT_PASS);
+}
+
+/* ---- Events ---- */
+
+static void on_reply(struct session *s, const struct rom_reply *r)
+{
+    struct es_err err;
+
+    if (rom_reply_check(r, s->loader, &err) < 0) {
+        es_err_prefix(&err, "%s", rom_op_name(r->op));
+        if ((s->state == ST_WRITE_BEGIN || s->state == ST_WRITE_DATA) && write_retry(s, &err) == 0)
+            return;
+        if (s->state == ST_WRITE_DATA && r->error == 0x08)
+            err.code = ES_FLASH_WRITE;
+        session_fail_err(s, &err);
+        return;
+    }
+    switch (s->state) {
+    case ST_DETECT: detect_done(s, r); break;
+    case ST_IDENTIFY: identify_done(s, r); break;
+    case ST_STUB_BEGIN: goto_state(s, ST_STUB_DATA); break;
+    case ST_STUB_DATA: stub_data_done(s); break;
+    case ST_STUB_END:
+        s->step = 1;
+        arm_timer(s, scaled(s, OHAI_TIMEOUT_MS));
+        break;
+    case ST_BAUD: baud_done(s); break;
+    case ST_ATTACH: goto_state(s, ST_FLASH_ID); break;
+    case ST_FLASH_ID: flash_id_done(s, r); break;
+    case ST_SET_PARAMS: goto_state(s, ST_ERASE); break;
+    case ST_ERASE:
+        note(s, "erased", "whole flash erased");
+        s->img = 0;
+        goto_state(s, ST_WRITE_BEGIN);
+        break;
+    case ST_WRITE_BEGIN: goto_state(s, ST_WRITE_DATA); break;
+    case ST_WRITE_DATA: write_data_done(s); break;
+    case ST_WRITE_FLUSH: image_written(s); break;
+    case ST_VERIFY: verify_done(s, r); break;
+    default: break;
+    }
+}
+
+static void on_frame(void *arg, const uint8_t *frame, size_t len)
+{
+    struct session *s = arg;
+    struct rom_reply r;
+    struct es_err err;
+
+    if (s->finishing)
+        return;
+    if (s->cfg.verbose)
+        hex_note(s, "rx", frame, len);
+    if (s->state == ST_STUB_END && rom_is_stub_greeting(frame, len)) {
+        uv_timer_stop(&s->timer);
+        stub_started(s);
+        return;
+    }
+    /* Only the reply to the pending command counts; stray SYNC replies, late replies to an
+     * earlier try and noise are dropped (protocol doc §1.3). */
+    if ((s->state == ST_SYNC || s->state == ST_SYNC_PAUSE) && len >= ROM_HEADER_LEN &&
+        frame[0] == 0x01 && frame[1] == ROM_OP_SYNC) {
+        sync_done(s, frame, len); /* a late reply to an earlier SYNC counts too */
+        return;
+    }
+    if (!s->waiting || len < ROM_HEADER_LEN || frame[0] != 0x01 || frame[1] != s->pending_op)
+        return;
+    if (rom_decode_reply(frame, len, s->loader, s->pending_result_len, &r, &err) < 0)
+        return;
+    s->waiting = 0;
+    uv_timer_stop(&s->timer);
+    on_reply(s, &r);
+}
+
+static void on_port_data(struct port *p, const uint8_t *data, size_t n, void *arg)
+{
+    struct session *s = arg;
+
+    (void)p;
+    s->rep.rx_bytes += n;
+    slip_decoder_feed(&s->dec, data, n);
+}
+
+static void on_port_error(struct port *p, const struct es_err *err, void *arg)
+{
+    struct session *s = arg;
+
+    (void)p;
+    session_fail_err(s, err);
+}
+
+static void on_step_timeout(uv_timer_t *t)
+{
+    struct session *s = container_of(t, struct session, timer);
+    struct es_err err;
+
+    if (s->finishing)
+        return;
+    switch (s->state) {
+    case ST_RESET: reset_step(s); return;
+    case ST_SYNC: sync_timeout(s); return;
+    case ST_SYNC_PAUSE:
+        s->state = ST_SYNC;
+        enter_sync(s);
+        return;
+    case ST_BAUD_SETTLE: baud_settled(s); return;
+    case ST_RUN_RESET: enter_run_reset(s); return;
+    case ST_STUB_END:
+        if (s->step == 0) {
+            /* The MEM_END reply may be lost when the stub takes over the UART (§3.5). */
+            s->step = 1;
+            s->waiting = 0;
+            arm_timer(s, scaled(s, OHAI_TIMEOUT_MS));
+            return;
+        }
+        session_fail(s, ES_STUB, "the flasher stub did not greet with OHAI after MEM_END");
+        return;
+    case ST_WRITE_BEGIN:
+    case ST_WRITE_DATA:
+        es_fail(&err, ES_TIMEOUT, "no reply to %s within %llu ms", rom_op_name(s->pending_op),
+                (unsigned long long)scaled(s, s->pending_timeout_ms));
+        if (write_retry(s, &err) == 0)
+            return;
+        session_fail_err(s, &err);
+        return;
+    default: break;
+    }
+    /* Read-only commands may be sent again. */
+    if (s->waiting && s->state != ST_ERASE && s->state != ST_BAUD && ++s->attempt < CMD_RETRIES) {
+        note(s, "retry", "no reply to %s; try %d of %d", rom_op_name(s->pending_op),
+             s->attempt + 1, CMD_RETRIES);
+        s->waiting = 0;
+        enter_state(s);
+        return;
+    }
+    session_fail(s, ES_TIMEOUT, "no reply to %s within %llu ms", rom_op_name(s->pending_op),
+                 (unsigned long long)scaled(s, s->pending_timeout_ms));
+}
+
+/* ---- Life cycle ---- */
+
+int session_new(uv_loop_t *loop, const struct session_config *cfg,
+                const struct session_callbacks *cb, void *arg, struct session **out,
+                struct es_err *err)
+{
+    struct session *s = calloc(1, sizeof(*s));
+
+    *out = NULL;
+    if (s == NULL || cfg->n_profiles == 0)
+        goto out_nomem;
+    s->decbuf = malloc(DECODER_CAP);
+    if (s->decbuf == NULL)
+        goto out_nomem;
+    s->loop = loop;
+    s->cfg = *cfg;
+    if (s->cfg.timeout_scale <= 0)
+        s->cfg.timeout_scale = 1.0;
+    s->cb = *cb;
+    s->arg = arg;
+    s->baud = cfg->profiles[0]->baud;
+    s->loader = ROM_LOADER_ESP32; /* until a SYNC reply says which */
+    slip_decoder_init(&s->dec, s->decbuf, DECODER_CAP, on_frame, NULL, s);
+    s->rep.slot = cfg->slot;
+    s->rep.port = cfg->port;
+    s->rep.chip_revision = -1;
+    s->rep.error.rom_status = -1;
+    s->rep.timings = s->timings;
+    s->rep.loader = REPORT_LOADER_NONE;
+    *out = s;
+    return 0;
+
+out_nomem:
+    if (s != NULL)
+        free(s->decbuf);
+    free(s);
+    return es_fail(err, ES_NOMEM, "out of memory creating the session for %s", cfg->port);
+}
+
+void session_start(struct session *s)
+{
+    static const struct port_callbacks port_cb = {on_port_data, on_port_error};
+    struct es_err err;
+
+    s->rep.start_ms = report_now_ms();
+    s->phase_start_ns = uv_hrtime();
+    s->phase = SESSION_PHASE_OPEN;
+    s->phase_seen[SESSION_PHASE_OPEN] = 1;
+    if (s->cb.on_phase != NULL)
+        s->cb.on_phase(s, SESSION_PHASE_OPEN, s->arg);
+    uv_timer_init(s->loop, &s->timer);
+    s->open_handles = 1;
+    s->started = 1;
+    if (port_open(s->loop, s->cfg.port, s->baud, &port_cb, s, &s->port, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    s->open_handles++;
+    goto_state(s, ST_RESET);
+}
+
+void session_interrupt(struct session *s)
+{
+    struct es_err err;
+
+    if (s->finishing)
+        return;
+    es_fail(&err, ES_INTERRUPTED, "slot %d (%s): the station was stopped during %s", s->cfg.slot,
+            s->cfg.port, session_phase_name(s->phase));
+    fill_error(s, &err);
+    session_finish(s, REPORT_INTERRUPTED);
+}
+
+void session_free(struct session *s)
+{
+    if (s == NULL)
+        return;
+    free(s->images);
+    free(s->decbuf);
+    free(s);
+}
+
+const struct report_device *session_report(const struct session *s)
+{
+    return &s->rep;
+}
+
+void session_snapshot(const struct session *s, struct session_snapshot *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->slot = s->cfg.slot;
+    out->port = s->cfg.port;
+    out->chip = s->rep.chip;
+    if (s->rep.mac_valid)
+        chip_format_mac(s->rep.mac, out->mac);
+    out->phase = s->phase;
+    out->done_bytes = s->done_bytes;
+    out->total_bytes = s->total_bytes;
+    if (s->phase == SESSION_PHASE_WRITE && s->write_start_ns != 0) {
+        double secs = (double)(uv_hrtime() - s->write_start_ns) / 1e9;
+        if (secs > 0)
+            out->rate_bps = (double)s->done_bytes / secs;
+    }
+    out->finished = s->finishing;
+    out->result = s->rep.result;
+    out->error = s->rep.result == REPORT_PASS ? NULL : s->rep.error.msg;
+}

@@ -1,0 +1,650 @@
+/* The station: many sessions in one loop. It prepares what every board shares (stubs, patched
+ * and compressed images), starts a session per port, passes session events on to the journal and
+ * the live view, writes each board's report when its session ends, and stops cleanly on
+ * SIGINT/SIGTERM so that every report is still written. */
+#define _DEFAULT_SOURCE /* mkdtemp, realpath helpers in glibc headers */
+#include "es/station.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+#include <zlib.h>
+
+#include "es/journal.h"
+#include "es/report.h"
+#include "es/stub.h"
+#include "es/ui.h"
+
+extern char **environ;
+
+#define UI_REDRAW_MS 100
+
+/* A prepared (patched, padded) image and its zlib stream, shared by every board that needs the
+ * same bytes. */
+struct payload_entry {
+    const struct profile *profile;
+    size_t index;
+    enum chip_model model;
+    struct image_flash_params params;
+    struct image_prepared prepared;
+    uint8_t *zdata;
+    struct session_payload payload;
+    struct payload_entry *next;
+};
+
+struct slot {
+    struct station *st;
+    int index;
+    char *port;
+    struct session *session;
+    int done;
+    char report_file[256];
+    struct report_run_slot summary;
+};
+
+struct station {
+    const struct station_config *cfg;
+    uv_loop_t loop;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t ui_timer;
+    int live; /* drawing the live table */
+    struct stub_image stubs[CHIP_MODEL_COUNT];
+    struct payload_entry *payloads;
+    struct slot *slots;
+    size_t n_slots, n_running;
+    int stopping;
+    char run_dir[4096];
+    struct journal journal;
+    int journal_ok;
+    uint64_t start_ns;
+    int64_t start_ms;
+    pid_t sim_pid;
+    FILE *sim_out; /* espsim's stdout, kept open while it runs */
+};
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* ---- espsim as a child process (--simulate) ---- */
+
+static int find_espsim(char *out, size_t cap)
+{
+    const char *env = getenv("ESPSTATION_ESPSIM");
+    char self[4096], *slash;
+    ssize_t n;
+    static const char *const rel[] = {"/espsim", "/../../tools/sim/espsim", "/../tools/sim/espsim"};
+
+    if (env != NULL && env[0] != '\0') {
+        snprintf(out, cap, "%s", env);
+        return access(out, X_OK);
+    }
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    slash = strrchr(self, '/');
+    if (slash == NULL)
+        return -1;
+    *slash = '\0';
+    for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+        snprintf(out, cap, "%s%s", self, rel[i]);
+        if (access(out, X_OK) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* Which chip each simulated board is: the profiles' chips in turn (auto: ESP8266 and ESP32). */
+static const char *sim_chip(const struct station_config *cfg, int i)
+{
+    const char *chips[8];
+    size_t n = 0;
+
+    for (size_t k = 0; k < cfg->n_profiles && n < 8; k++) {
+        if (cfg->profiles[k]->chip == NULL) {
+            chips[n++] = "esp8266";
+            if (n < 8)
+                chips[n++] = "esp32";
+        } else {
+            chips[n++] = cfg->profiles[k]->chip->name;
+        }
+    }
+    return chips[(size_t)i % n];
+}
+
+static int sim_start(struct station *st, char ***ports, size_t *n_ports, struct es_err *err)
+{
+    const struct station_config *cfg = st->cfg;
+    char espsim[4096], scale[32], line[8192];
+    char **argv;
+    size_t argc = 0, nargs = 8 + 2 * (size_t)cfg->simulate + cfg->n_sim_args;
+    int pipefd[2];
+    posix_spawn_file_actions_t fa;
+    FILE *f;
+    int rc;
+
+    if (find_espsim(espsim, sizeof(espsim)) < 0)
+        return es_fail(err, ES_USAGE,
+                       "--simulate needs espsim next to espstation or in ESPSTATION_ESPSIM; build "
+                       "it with cmake (target espsim)");
+    argv = calloc(nargs + 1, sizeof(*argv));
+    if (argv == NULL)
+        return es_fail(err, ES_NOMEM, "out of memory starting espsim");
+    argv[argc++] = espsim;
+    snprintf(scale, sizeof(scale), "%g", cfg->sim_time_scale);
+    argv[argc++] = "--time-scale";
+    argv[argc++] = scale;
+    argv[argc++] = "--exit-on-eof";
+    for (int i = 0; i < cfg->simulate; i++) {
+        argv[argc++] = "--board";
+        argv[argc++] = (char *)sim_chip(cfg, i);
+    }
+    for (size_t i = 0; i < cfg->n_sim_args; i++)
+        argv[argc++] = cfg->sim_args[i];
+    argv[argc] = NULL;
+
+    if (pipe(pipefd) < 0) {
+        free(argv);
+        return es_fail(err, ES_IO, "pipe: %s", strerror(errno));
+    }
+    /* espsim's stdin is a pipe we never write to: when the station dies, espsim sees EOF. */
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&fa, pipefd[0]);
+    rc = posix_spawn(&st->sim_pid, espsim, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    free(argv);
+    close(pipefd[1]);
+    if (rc != 0) {
+        close(pipefd[0]);
+        st->sim_pid = 0;
+        return es_fail(err, ES_IO, "cannot start %s: %s", espsim, strerror(rc));
+    }
+    f = fdopen(pipefd[0], "r");
+    if (f == NULL) {
+        close(pipefd[0]);
+        return es_fail(err, ES_IO, "fdopen: %s", strerror(errno));
+    }
+    *ports = calloc((size_t)cfg->simulate + cfg->n_ports, sizeof(char *));
+    *n_ports = 0;
+    rc = es_fail(err, ES_IO, "espsim exited before it was ready (see its messages above)");
+    while (*ports != NULL && fgets(line, sizeof(line), f) != NULL) {
+        json_t *o = json_loads(line, 0, NULL);
+        json_t *port = json_object_get(o, "port");
+        if (json_is_true(json_object_get(o, "ready"))) {
+            json_decref(o);
+            rc = 0;
+            break;
+        }
+        if (json_is_string(port) && *n_ports < (size_t)cfg->simulate)
+            (*ports)[(*n_ports)++] = strdup(json_string_value(port));
+        json_decref(o);
+    }
+    /* Keep the pipe open (espsim may print more); closing it could raise SIGPIPE there. */
+    if (rc == 0)
+        st->sim_out = f;
+    else
+        fclose(f);
+    return rc;
+}
+
+static void sim_stop(struct station *st)
+{
+    int status;
+
+    if (st->sim_pid <= 0)
+        return;
+    kill(st->sim_pid, SIGTERM);
+    waitpid(st->sim_pid, &status, 0);
+    st->sim_pid = 0;
+    if (st->sim_out != NULL)
+        fclose(st->sim_out);
+    st->sim_out = NULL;
+}
+
+/* ---- Payloads ---- */
+
+static int params_equal(const struct image_flash_params *a, const struct image_flash_params *b)
+{
+    return a->mode == b->mode && a->freq == b->freq && a->size == b->size;
+}
+
+static int compress_payload(struct payload_entry *e, struct es_err *err)
+{
+    uLongf cap = compressBound((uLong)e->prepared.size);
+
+    e->zdata = malloc(cap);
+    if (e->zdata == NULL)
+        return es_fail(err, ES_NOMEM, "out of memory compressing an image");
+    if (compress2(e->zdata, &cap, e->prepared.data, (uLong)e->prepared.size, 9) != Z_OK)
+        return es_fail(err, ES_NOMEM, "zlib could not compress an image");
+    e->payload.zdata = e->zdata;
+    e->payload.zsize = cap;
+    return 0;
+}
+
+static int get_payload(struct session *s, const struct profile *p, size_t i,
+                       const struct chip *chip, const struct image_flash_params *params,
+                       int compressed, const struct session_payload **out, struct es_err *err,
+                       void *arg)
+{
+    struct slot *slot = arg;
+    struct station *st = slot->st;
+    const struct profile_image *pi = &p->images[i];
+    struct payload_entry *e;
+
+    (void)s;
+    for (e = st->payloads; e != NULL; e = e->next) {
+        if (e->profile == p && e->index == i && e->model == chip->model &&
+            params_equal(&e->params, params))
+            break;
+    }
+    if (e == NULL) {
+        e = calloc(1, sizeof(*e));
+        if (e == NULL)
+            return es_fail(err, ES_NOMEM, "out of memory preparing an image");
+        if (image_prepare(chip, pi->image->data, pi->image->size, pi->offset, params,
+                          &e->prepared, err) < 0) {
+            free(e);
+            return -(int)err->code;
+        }
+        e->profile = p;
+        e->index = i;
+        e->model = chip->model;
+        e->params = *params;
+        e->payload.prepared = &e->prepared;
+        e->next = st->payloads;
+        st->payloads = e;
+    }
+    if (compressed && e->zdata == NULL && compress_payload(e, err) < 0)
+        return -(int)err->code;
+    *out = &e->payload;
+    return 0;
+}
+
+static void payloads_free(struct station *st)
+{
+    struct payload_entry *e = st->payloads, *next;
+
+    for (; e != NULL; e = next) {
+        next = e->next;
+        image_prepared_close(&e->prepared);
+        free(e->zdata);
+        free(e);
+    }
+    st->payloads = NULL;
+}
+
+/* ---- Journal, live view, reports ---- */
+
+static void journal_event(struct station *st, struct slot *slot, const char *event, json_t *fields)
+{
+    struct es_err err;
+    json_t *o = json_object();
+
+    if (slot != NULL) {
+        json_object_set_new(o, "slot", json_integer(slot->index));
+        json_object_set_new(o, "port", json_string(slot->port));
+    }
+    json_object_set_new(o, "event", json_string(event));
+    if (fields != NULL) {
+        json_object_update(o, fields);
+        json_decref(fields);
+    }
+    if (st->journal_ok && journal_append(&st->journal, o, &err) < 0) {
+        fprintf(stderr, "espstation: %s\n", err.msg);
+        st->journal_ok = 0;
+    }
+    if (st->cfg->output == STATION_OUTPUT_JSON) {
+        char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (line != NULL) {
+            printf("%s\n", line);
+            fflush(stdout);
+            free(line);
+        }
+    }
+    json_decref(o);
+}
+
+static void print_line(struct station *st, struct slot *slot, const char *what, const char *text)
+{
+    if (st->live || st->cfg->output == STATION_OUTPUT_JSON)
+        return;
+    ui_line(stdout, slot->index, slot->port, what, text);
+}
+
+static void on_phase(struct session *s, enum session_phase phase, void *arg)
+{
+    struct slot *slot = arg;
+
+    (void)s;
+    journal_event(slot->st, slot, "phase", json_pack("{ss}", "phase", session_phase_name(phase)));
+    print_line(slot->st, slot, "phase", session_phase_name(phase));
+}
+
+static void on_note(struct session *s, const char *what, const char *text, void *arg)
+{
+    struct slot *slot = arg;
+
+    (void)s;
+    journal_event(slot->st, slot, what, json_pack("{ss}", "text", text));
+    print_line(slot->st, slot, what, text);
+}
+
+static void ui_rows(struct station *st, struct ui_row *rows)
+{
+    for (size_t i = 0; i < st->n_slots; i++) {
+        struct session_snapshot snap;
+        struct ui_row *r = &rows[i];
+
+        memset(r, 0, sizeof(*r));
+        r->slot = st->slots[i].index;
+        r->port = st->slots[i].port;
+        if (st->slots[i].session == NULL) {
+            r->phase = "-";
+            continue;
+        }
+        session_snapshot(st->slots[i].session, &snap);
+        r->chip = snap.chip;
+        memcpy(r->mac, snap.mac, sizeof(r->mac));
+        r->phase = session_phase_name(snap.phase);
+        r->done_bytes = snap.done_bytes;
+        r->total_bytes = snap.total_bytes;
+        r->rate_bps = snap.rate_bps;
+        r->finished = snap.finished;
+        r->result = snap.finished ? report_result_name(snap.result) : NULL;
+        r->error = snap.error;
+    }
+}
+
+static void ui_redraw(struct station *st)
+{
+    struct ui_row *rows;
+
+    if (!st->live)
+        return;
+    rows = calloc(st->n_slots, sizeof(*rows));
+    if (rows == NULL)
+        return;
+    ui_rows(st, rows);
+    ui_table_draw(stdout, rows, st->n_slots, (double)(uv_hrtime() - st->start_ns) / 1e9);
+    free(rows);
+}
+
+static void on_ui_timer(uv_timer_t *t)
+{
+    ui_redraw(container_of(t, struct station, ui_timer));
+}
+
+static void on_progress(struct session *s, uint64_t done, uint64_t total, void *arg)
+{
+    (void)s;
+    (void)done;
+    (void)total;
+    (void)arg; /* the live view reads progress from snapshots on its own timer */
+}
+
+static void stop_loop_handles(struct station *st);
+
+static void on_done(struct session *s, void *arg)
+{
+    struct slot *slot = arg;
+    struct station *st = slot->st;
+    const struct report_device *rep = session_report(s);
+    struct es_err err;
+    char mac[18] = "";
+
+    if (report_write_device(st->run_dir, rep, slot->report_file, sizeof(slot->report_file),
+                            &err) < 0) {
+        fprintf(stderr, "espstation: slot %d (%s): %s\n", slot->index, slot->port, err.msg);
+        slot->report_file[0] = '\0';
+    }
+    if (rep->mac_valid)
+        chip_format_mac(rep->mac, mac);
+    journal_event(st, slot, "done",
+                  json_pack("{ss ss* ss* ss* ss}", "result", report_result_name(rep->result),
+                            "mac", rep->mac_valid ? mac : NULL, "error",
+                            rep->result == REPORT_PASS ? NULL : es_code_name(rep->error.code),
+                            "message", rep->result == REPORT_PASS ? NULL : rep->error.msg,
+                            "report", slot->report_file));
+    if (st->journal_ok && journal_sync(&st->journal, &err) < 0)
+        fprintf(stderr, "espstation: %s\n", err.msg);
+    if (!st->live && st->cfg->output != STATION_OUTPUT_JSON)
+        ui_line(stdout, slot->index, slot->port, report_result_name(rep->result),
+                rep->result == REPORT_PASS ? mac : rep->error.msg);
+
+    slot->summary.slot = slot->index;
+    slot->summary.port = slot->port;
+    slot->summary.mac_valid = rep->mac_valid;
+    memcpy(slot->summary.mac, rep->mac, 6);
+    slot->summary.result = rep->result;
+    slot->summary.error_code = rep->result == REPORT_PASS ? ES_OK : rep->error.code;
+    slot->summary.profile_name = rep->profile_name;
+    slot->summary.report_file = slot->report_file[0] != '\0' ? slot->report_file : NULL;
+    slot->done = 1;
+    if (--st->n_running == 0)
+        stop_loop_handles(st);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct station *st = h->data;
+
+    if (st->stopping) {
+        /* A second Ctrl-C while reports are being written: no new work, just keep going. */
+        return;
+    }
+    st->stopping = 1;
+    fprintf(stderr, "\nespstation: %s: stopping; every board's report is still written\n",
+            signum == SIGINT ? "SIGINT" : "SIGTERM");
+    for (size_t i = 0; i < st->n_slots; i++)
+        if (st->slots[i].session != NULL && !st->slots[i].done)
+            session_interrupt(st->slots[i].session);
+}
+
+static void stop_loop_handles(struct station *st)
+{
+    ui_redraw(st);
+    if (st->live)
+        uv_timer_stop(&st->ui_timer);
+    uv_close((uv_handle_t *)&st->ui_timer, NULL);
+    uv_close((uv_handle_t *)&st->sigint, NULL);
+    uv_close((uv_handle_t *)&st->sigterm, NULL);
+}
+
+/* ---- The run ---- */
+
+static int load_stubs(struct station *st, struct es_err *err)
+{
+    const struct station_config *cfg = st->cfg;
+    int want[CHIP_MODEL_COUNT] = {0};
+
+    for (size_t i = 0; i < cfg->n_profiles; i++) {
+        const struct profile *p = cfg->profiles[i];
+        if (p->loader != PROFILE_LOADER_STUB)
+            continue;
+        if (p->chip != NULL) {
+            want[p->chip->model] = 1;
+        } else {
+            want[CHIP_ESP8266] = 1;
+            want[CHIP_ESP32] = 1;
+        }
+    }
+    for (int m = 0; m < CHIP_MODEL_COUNT; m++) {
+        if (want[m] &&
+            stub_load(stub_default_dir(), chip_by_model((enum chip_model)m), &st->stubs[m], err) <
+                0)
+            return -(int)err->code;
+    }
+    return 0;
+}
+
+static int start_sessions(struct station *st, char **ports, size_t n_ports, struct es_err *err)
+{
+    static const struct session_callbacks cb = {on_phase, on_note, on_progress, on_done,
+                                                get_payload};
+    struct session_config sc = {0};
+
+    st->slots = calloc(n_ports, sizeof(*st->slots));
+    if (st->slots == NULL)
+        return es_fail(err, ES_NOMEM, "out of memory");
+    st->n_slots = n_ports;
+    sc.profiles = st->cfg->profiles;
+    sc.n_profiles = st->cfg->n_profiles;
+    sc.stubs = st->stubs;
+    sc.mode = st->cfg->mode;
+    sc.timeout_scale = st->cfg->timeout_scale;
+    sc.verbose = st->cfg->verbose;
+    for (size_t i = 0; i < n_ports; i++) {
+        struct slot *slot = &st->slots[i];
+        slot->st = st;
+        slot->index = (int)i;
+        slot->port = ports[i];
+        sc.slot = (int)i;
+        sc.port = ports[i];
+        if (session_new(&st->loop, &sc, &cb, slot, &slot->session, err) < 0)
+            return -(int)err->code;
+    }
+    for (size_t i = 0; i < n_ports; i++) {
+        st->n_running++;
+        session_start(st->slots[i].session);
+    }
+    return 0;
+}
+
+static void write_run_summary(struct station *st, struct station_result *res)
+{
+    struct report_profile profiles[16];
+    struct report_run run = {0};
+    struct report_run_slot *slots = calloc(st->n_slots ? st->n_slots : 1, sizeof(*slots));
+    struct es_err err;
+    size_t np = 0;
+
+    for (size_t i = 0; i < st->cfg->n_profiles && np < 16; i++, np++) {
+        profiles[np].name = st->cfg->profiles[i]->name;
+        memcpy(profiles[np].sha256, st->cfg->profiles[i]->sha256, 32);
+    }
+    for (size_t i = 0; slots != NULL && i < st->n_slots; i++) {
+        slots[i] = st->slots[i].summary;
+        switch (slots[i].result) {
+        case REPORT_PASS: res->passed++; break;
+        case REPORT_FAIL: res->failed++; break;
+        case REPORT_INTERRUPTED: res->interrupted++; break;
+        }
+    }
+    run.profiles = profiles;
+    run.n_profiles = np;
+    run.start_ms = st->start_ms;
+    run.end_ms = report_now_ms();
+    run.slots = slots;
+    run.n_slots = slots != NULL ? st->n_slots : 0;
+    if (report_write_run(st->run_dir, &run, &err) < 0)
+        fprintf(stderr, "espstation: %s\n", err.msg);
+    free(slots);
+}
+
+int station_run(const struct station_config *cfg, struct station_result *res, struct es_err *err)
+{
+    struct station st;
+    char **ports = cfg->ports;
+    size_t n_ports = cfg->n_ports;
+    char **sim_ports = NULL;
+    size_t n_sim = 0;
+    int rc;
+
+    memset(&st, 0, sizeof(st));
+    memset(res, 0, sizeof(*res));
+    st.cfg = cfg;
+    st.start_ns = uv_hrtime();
+    st.start_ms = report_now_ms();
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((rc = load_stubs(&st, err)) < 0)
+        goto out_stubs;
+    if (cfg->simulate > 0) {
+        if ((rc = sim_start(&st, &sim_ports, &n_sim, err)) < 0)
+            goto out_sim;
+        for (size_t i = 0; i < cfg->n_ports; i++)
+            sim_ports[n_sim++] = strdup(cfg->ports[i]);
+        ports = sim_ports;
+        n_ports = n_sim;
+    }
+    if (n_ports == 0) {
+        rc = es_fail(err, ES_USAGE,
+                     "no ports to flash: give --port, list ports in the profile, or use "
+                     "--simulate N");
+        goto out_sim;
+    }
+    rc = report_run_dir_create(cfg->reports_root != NULL ? cfg->reports_root
+                                                         : cfg->profiles[0]->reports,
+                               st.run_dir, sizeof(st.run_dir), err);
+    if (rc < 0)
+        goto out_sim;
+    snprintf(res->run_dir, sizeof(res->run_dir), "%s", st.run_dir);
+    if ((rc = journal_open(&st.journal, st.run_dir, err)) < 0)
+        goto out_sim;
+    st.journal_ok = 1;
+
+    uv_loop_init(&st.loop);
+    uv_signal_init(&st.loop, &st.sigint);
+    uv_signal_init(&st.loop, &st.sigterm);
+    st.sigint.data = st.sigterm.data = &st;
+    uv_signal_start(&st.sigint, on_signal, SIGINT);
+    uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+    uv_timer_init(&st.loop, &st.ui_timer);
+    st.live = cfg->output == STATION_OUTPUT_AUTO && isatty(STDOUT_FILENO);
+    if (st.live)
+        uv_timer_start(&st.ui_timer, on_ui_timer, 0, UI_REDRAW_MS);
+
+    journal_event(&st, NULL, "run_start",
+                  json_pack("{ss si ss}", "profile", cfg->profiles[0]->name, "boards",
+                            (int)n_ports, "mode",
+                            cfg->mode == SESSION_VERIFY ? "verify" : "flash"));
+    rc = start_sessions(&st, ports, n_ports, err);
+    if (rc < 0) {
+        /* Sessions already started still end through on_done; stop the rest. */
+        for (size_t i = 0; i < st.n_slots; i++)
+            if (st.slots[i].session != NULL && st.n_running > 0)
+                session_interrupt(st.slots[i].session);
+        if (st.n_running == 0)
+            stop_loop_handles(&st);
+    }
+    uv_run(&st.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&st.loop) != 0)
+        fprintf(stderr, "espstation: internal error: libuv handles left open at exit\n");
+
+    if (cfg->output != STATION_OUTPUT_JSON && st.n_slots > 0) {
+        struct ui_row *rows = calloc(st.n_slots, sizeof(*rows));
+        if (rows != NULL) {
+            ui_rows(&st, rows);
+            ui_summary(stdout, rows, st.n_slots, (double)(uv_hrtime() - st.start_ns) / 1e9);
+            free(rows);
+        }
+    }
+    write_run_summary(&st, res);
+    journal_event(&st, NULL, "run_end",
+                  json_pack("{sI sI sI}", "passed", (json_int_t)res->passed, "failed",
+                            (json_int_t)res->failed, "interrupted",
+                            (json_int_t)res->interrupted));
+    journal_close(&st.journal, NULL);
+    for (size_t i = 0; i < st.n_slots; i++)
+        session_free(st.slots[i].session);
+    free(st.slots);
+
+out_sim:
+    sim_stop(&st);
+    for (size_t i = 0; i < n_sim; i++)
+        free(sim_ports[i]);
+    free(sim_ports);
+out_stubs:
+    for (int m = 0; m < CHIP_MODEL_COUNT; m++)
+        stub_close(&st.stubs[m]);
+    payloads_free(&st);
+    return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,256 @@
+// Integration runner: each case in tests/integration/cases/*.case is data (in the spirit of
+// curl's tests/data files): the simulated bench, the profile, what to do, and what must be true
+// afterwards. The runner starts espsim on a fresh temp directory, runs the real espstation
+// binary against its pseudo-terminals, then checks the exit status, the reports and the
+// simulator's flash files. Each case gets its own directory; logs are kept when a case fails.
+//
+//   node tests/integration/run.mjs CASE...        (ESPSTATION, ESPSIM, MKIMAGE: binaries)
+//
+// Case file: "[section]" headers, then lines.
+//   [bench]    one espsim --board SPEC per line (esp8266, esp32,fault=no-download, ...)
+//   [images]   NAME CHIP SIZE SEED   images made with mkimage
+//   [profile]  YAML; @file(NAME) and @sha256(NAME) expand to the image's path and hash
+//              ([profile2] ... for a mixed bench: each board takes the profile of its chip)
+//   [run]      command=run|verify  args=...  sim_args=...  time_scale=X  exit=N
+//              before=run (flash first, then the command)  poke=SLOT:OFFSET (flip a flash byte
+//              before the command)  signal=SIGINT|SIGKILL@PHASE (sent when a board reaches PHASE)
+//   [expect]   slot N key=value ...  (result, phase, code, loader, chip, retries>=N, msg~=TEXT)
+//              flash N                (slot N's flash holds every image, byte for byte)
+//              journal                (journal.jsonl: every line is whole JSON, one done per slot)
+//              reports N              (N device reports in the run directory)
+import { spawn, execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import readline from "node:readline";
+
+const ESPSTATION = process.env.ESPSTATION;
+const ESPSIM = process.env.ESPSIM;
+const MKIMAGE = process.env.MKIMAGE;
+const MULT = Number(process.env.ESPSTATION_TIMEOUT_MULTIPLIER || "1");
+
+function parseCase(file) {
+  const sections = {};
+  let cur = null;
+  for (const raw of fs.readFileSync(file, "utf8").split("\n")) {
+    const m = raw.match(/^\[(\w+)\]\s*$/);
+    if (m) {
+      cur = m[1];
+      sections[cur] = [];
+      continue;
+    }
+    if (cur === null || (cur !== "profile" && (raw.trim() === "" || raw.trim().startsWith("#"))))
+      continue;
+    sections[cur].push(raw);
+  }
+  const run = {};
+  for (const line of sections.run || [])
+    for (const m of line.matchAll(/(\w+)=("[^"]*"|\S+)/g)) run[m[1]] = m[2].replace(/^"|"$/g, "");
+  return { sections, run };
+}
+
+function startSim(dir, bench, extra, scale) {
+  const args = ["--dir", path.join(dir, "sim"), "--state", path.join(dir, "state"),
+    "--time-scale", String(scale), "--exit-on-eof"];
+  for (const b of bench) args.push("--board", b.trim());
+  args.push(...extra);
+  const log = fs.openSync(path.join(dir, "espsim.log"), "w");
+  const child = spawn(ESPSIM, args, { stdio: ["pipe", "pipe", log] });
+  return new Promise((resolve, reject) => {
+    const boards = [];
+    const rl = readline.createInterface({ input: child.stdout });
+    const timer = setTimeout(() => reject(new Error("espsim did not become ready")), 20000 * MULT);
+    rl.on("line", (line) => {
+      const o = JSON.parse(line);
+      if (o.ready) {
+        clearTimeout(timer);
+        resolve({ child, boards });
+      } else boards.push(o);
+    });
+    child.on("exit", (code) => reject(new Error(`espsim exited with ${code} before ready`)));
+  });
+}
+
+function stopSim(sim) {
+  return new Promise((resolve) => {
+    if (sim.child.exitCode !== null) return resolve(sim.child.exitCode);
+    sim.child.removeAllListeners("exit");
+    sim.child.on("exit", (code) => resolve(code));
+    sim.child.kill("SIGTERM");
+  });
+}
+
+// Runs espstation; with signal=SIG@PHASE, sends SIG once any board reports PHASE.
+function runStation(dir, args, signalSpec, logName) {
+  const out = fs.openSync(path.join(dir, logName), "w");
+  const child = spawn(ESPSTATION, args, { stdio: ["ignore", "pipe", out] });
+  let sig = null, phase = null;
+  if (signalSpec) [sig, phase] = signalSpec.split("@");
+  const lines = [];
+  const rl = readline.createInterface({ input: child.stdout });
+  rl.on("line", (line) => {
+    fs.appendFileSync(path.join(dir, logName), line + "\n");
+    lines.push(line);
+    if (sig && line.includes(`phase: ${phase}`)) {
+      child.kill(sig);
+      sig = null;
+    }
+  });
+  return new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, lines })));
+}
+
+function findRunDir(reports) {
+  const runs = fs.readdirSync(reports).filter((d) => fs.statSync(path.join(reports, d)).isDirectory());
+  runs.sort();
+  return path.join(reports, runs[runs.length - 1]);
+}
+
+function slotReports(runDir) {
+  const bySlot = {};
+  for (const f of fs.readdirSync(runDir)) {
+    if (!f.endsWith(".json") || f === "run.json") continue;
+    const r = JSON.parse(fs.readFileSync(path.join(runDir, f), "utf8"));
+    bySlot[r.slot] = r;
+  }
+  return bySlot;
+}
+
+function get(obj, key) {
+  // result, phase (error.phase), code (error.code), loader, chip, retries, msg
+  switch (key) {
+    case "phase": return obj.error ? obj.error.phase : null;
+    case "code": return obj.error ? obj.error.code : null;
+    case "msg": return obj.error ? obj.error.message : "";
+    default: return key.split(".").reduce((o, k) => (o == null ? o : o[k]), obj);
+  }
+}
+
+async function runCase(file) {
+  const name = path.basename(file, ".case");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `es-it-${name}-`));
+  const { sections, run } = parseCase(file);
+  const failures = [];
+  const check = (ok, what) => { if (!ok) failures.push(what); };
+
+  // Images and the profile.
+  const images = {};
+  for (const line of sections.images || []) {
+    const [img, chip, size, seed] = line.trim().split(/\s+/);
+    const out = path.join(dir, `${img}.bin`);
+    const hash = execFileSync(MKIMAGE, ["--chip", chip, "--size", size, "--seed", seed, "-o", out],
+      { stdio: ["ignore", "pipe", "ignore"] }).toString().trim().split(/\s+/)[0];
+    images[img] = { path: out, sha256: hash };
+  }
+  // [profile], [profile2], ...: each becomes a profile file, passed in that order.
+  const profiles = [];
+  for (const sec of Object.keys(sections).filter((k) => k.startsWith("profile")).sort()) {
+    const text = sections[sec].join("\n")
+      .replace(/@file\((\w+)\)/g, (_, n) => images[n].path)
+      .replace(/@sha256\((\w+)\)/g, (_, n) => images[n].sha256);
+    const p = path.join(dir, `${sec}.yaml`);
+    fs.writeFileSync(p, text + "\n");
+    profiles.push(p);
+  }
+
+  const scale = run.time_scale || "0.02";
+  const sim = await startSim(dir, sections.bench || [], run.sim_args ? run.sim_args.split(",") : [], scale);
+  let result;
+  try {
+    const base = ["--lines", "--reports", path.join(dir, "reports"),
+      "--timeout-scale", String(MULT)];
+    for (const b of sim.boards) base.push("--port", b.port);
+    if (run.before === "run") {
+      const r = await runStation(dir, ["run", ...profiles, ...base], null, "before.log");
+      check(r.code === 0, `the flashing run before the check exited ${r.code}`);
+    }
+    if (run.poke) {
+      const [slot, off] = run.poke.split(":");
+      const flash = sim.boards[Number(slot)].flash;
+      const fd = fs.openSync(flash, "r+");
+      const b = Buffer.alloc(1);
+      fs.readSync(fd, b, 0, 1, Number(off));
+      b[0] ^= 0x01;
+      fs.writeSync(fd, b, 0, 1, Number(off));
+      fs.closeSync(fd);
+    }
+    const extra = run.args ? run.args.split(" ") : [];
+    result = await runStation(dir, [run.command || "run", ...profiles, ...base, ...extra],
+      run.signal, "espstation.log");
+  } finally {
+    await stopSim(sim);
+  }
+
+  // Expectations.
+  const wantExit = run.exit === undefined ? 0 : Number(run.exit);
+  if (run.signal && run.signal.startsWith("SIGKILL"))
+    check(result.signal === "SIGKILL", `espstation was not killed (exit ${result.code})`);
+  else check(result.code === wantExit, `exit status ${result.code}, expected ${wantExit}`);
+
+  const runDir = findRunDir(path.join(dir, "reports"));
+  const reports = slotReports(runDir);
+  for (const line of sections.expect || []) {
+    const words = line.trim().split(/\s+/);
+    if (words[0] === "slot") {
+      const rep = reports[Number(words[1])];
+      if (!rep) { check(false, `no report for slot ${words[1]}`); continue; }
+      for (const kv of words.slice(2)) {
+        let m;
+        if ((m = kv.match(/^(\w[\w.]*)~=(.*)$/))) {
+          check(String(get(rep, m[1]) || "").includes(m[2].replace(/_/g, " ")),
+            `slot ${words[1]}: ${m[1]} '${get(rep, m[1])}' does not contain '${m[2]}'`);
+        } else if ((m = kv.match(/^(\w[\w.]*)>=(\d+)$/))) {
+          check(Number(get(rep, m[1])) >= Number(m[2]), `slot ${words[1]}: ${m[1]} ${get(rep, m[1])} < ${m[2]}`);
+        } else if ((m = kv.match(/^(\w[\w.]*)=(.*)$/))) {
+          check(String(get(rep, m[1])) === m[2], `slot ${words[1]}: ${m[1]} is '${get(rep, m[1])}', expected '${m[2]}'`);
+        }
+      }
+    } else if (words[0] === "flash") {
+      const slot = Number(words[1]);
+      const flash = fs.readFileSync(sim.boards[slot].flash);
+      const rep = reports[slot];
+      for (const img of rep ? rep.images : []) {
+        const data = fs.readFileSync(Object.values(images).find((i) => img.file === i.path).path);
+        const got = flash.subarray(img.offset, img.offset + data.length);
+        // Bytes 2-3 of a firmware image at the bootloader offset may be patched (mode/freq/size).
+        let diff = -1;
+        for (let i = 0; i < data.length; i++)
+          if (got[i] !== data[i] && !(i === 2 || i === 3)) { diff = i; break; }
+        check(diff === -1, `slot ${slot}: flash differs from ${img.file} at +0x${diff.toString(16)}`);
+      }
+      check(rep && rep.images.length > 0, `slot ${slot}: report lists no images`);
+    } else if (words[0] === "journal") {
+      const text = fs.readFileSync(path.join(runDir, "journal.jsonl"), "utf8");
+      check(text.endsWith("\n"), "journal does not end with a whole line");
+      const events = text.trim().split("\n").map((l) => JSON.parse(l));
+      const done = new Set(events.filter((e) => e.event === "done").map((e) => e.slot));
+      if (words[1] !== "partial")
+        check(done.size === sim.boards.length, `journal has done for ${done.size} of ${sim.boards.length} slots`);
+    } else if (words[0] === "reports") {
+      check(Object.keys(reports).length === Number(words[1]),
+        `${Object.keys(reports).length} device reports, expected ${words[1]}`);
+    }
+  }
+  if (failures.length === 0) fs.rmSync(dir, { recursive: true, force: true });
+  return { name, failures, dir };
+}
+
+const files = process.argv.slice(2);
+let passed = 0, failed = 0;
+for (const f of files) {
+  let r;
+  try {
+    r = await runCase(f);
+  } catch (e) {
+    r = { name: path.basename(f), failures: [String(e.stack || e)], dir: "?" };
+  }
+  if (r.failures.length === 0) {
+    passed++;
+    console.log(`ok - ${r.name}`);
+  } else {
+    failed++;
+    console.log(`not ok - ${r.name} (logs kept in ${r.dir})`);
+    for (const f of r.failures) console.log(`    ${f}`);
+  }
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
