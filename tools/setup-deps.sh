@@ -12,7 +12,7 @@ packages=(
     clang-format                              # formatting check
     libuv1-dev libserialport-dev libyaml-dev libssl-dev zlib1g-dev libjansson-dev libcmocka-dev
     nodejs npm                                # esptool-js (interop test, flasher stubs)
-    valgrind procps
+    valgrind procps python3                   # python3: a test helper of the interop suite
 )
 
 missing=()
