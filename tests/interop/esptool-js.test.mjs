@@ -147,7 +147,9 @@ describe(`esptool-js 0.7.0 against espsim (time scale ${TIME_SCALE})`, () => {
       });
 
       test(
-        `ROM mode without the stub (${chip === 'esp32' ? 'ROM baud change, compressed' : 'uncompressed'})`,
+        chip === 'esp32'
+          ? 'ROM mode without the stub: ROM baud change, SPI_ATTACH, 5-word FLASH_BEGIN refused, compressed write, ROM MD5'
+          : 'ROM mode without the stub: 5-word FLASH_BEGIN refused; 4-word shim write and the ROM erase bug',
         { timeout: TEST_TIMEOUT_MS },
         async () => {
           const r = await romSession({ esptool, board: board(), baud: plan.romBaud, file: plan.rom, verbose: VERBOSE });
