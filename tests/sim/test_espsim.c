@@ -1,0 +1,761 @@
+/* espsim seen from the client side: a bench of boards, one per behaviour or fault, started once
+ * at --time-scale 0.02 and driven over its real ptys, TCP ports and reset sockets. Each test uses
+ * its own board so the tests do not depend on each other's order. No timing is asserted beyond
+ * ordering ("no reply within a short wait, then a reply within a long one"). */
+#define _XOPEN_SOURCE 700
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+
+#include <cmocka.h>
+
+#include "es/le.h"
+#include "simclient.h"
+
+#define SCALE       "0.02"
+#define WAIT_MS     3000 /* generous: sanitizer builds are slow */
+#define MAGIC_ESP32 0x00F01D83u
+#define MAGIC_8266  0xFFF0C101u
+#define REG_MAGIC   0x40001000u
+
+enum slot {
+    S_ESP32,
+    S_ESP8266,
+    S_WRITE32,
+    S_WRITE8266,
+    S_RESET,
+    S_NO_DOWNLOAD,
+    S_SYNC_AFTER,
+    S_UNPLUG,
+    S_CORRUPT,
+    S_BAD_FLASH,
+    S_BAD_REPORT,
+    S_SLOW,
+    S_MUTE,
+    S_WRONG_CHIP,
+    S_BAUD_FAIL,
+    S_BAUD_OK,
+    S_TCP,
+    S_KEEP,
+    S_COUNT
+};
+
+static const char *const specs[S_COUNT] = {
+    [S_ESP32] = "esp32",
+    [S_ESP8266] = "esp8266",
+    [S_WRITE32] = "esp32",
+    [S_WRITE8266] = "esp8266,flash=1MB",
+    [S_RESET] = "esp32",
+    [S_NO_DOWNLOAD] = "esp32,fault=no-download",
+    [S_SYNC_AFTER] = "esp32,fault=sync-after:3",
+    [S_UNPLUG] = "esp32,fault=unplug-at:50",
+    [S_CORRUPT] = "esp32,fault=corrupt:0.05",
+    [S_BAD_FLASH] = "esp32,fault=bad-flash:0x20010",
+    [S_BAD_REPORT] = "esp32,fault=bad-flash-report:0x20010",
+    [S_SLOW] = "esp32,fault=slow:read_reg:10000",
+    [S_MUTE] = "esp32,fault=mute:read_reg",
+    [S_WRONG_CHIP] = "esp32,fault=wrong-chip",
+    [S_BAUD_FAIL] = "esp32,fault=baud-fail",
+    [S_BAUD_OK] = "esp32",
+    [S_TCP] = "esp8266",
+    [S_KEEP] = "esp32,flash=1MB",
+};
+
+static struct sc_sim sim;
+static char tmp_dir[512];
+static char state_dir[PATH_MAX];
+static struct sc_reader reader; /* large: one, reused by each test */
+static uint8_t rbuf[1100];
+
+static uint8_t keep_pattern(size_t i)
+{
+    return (uint8_t)(i * 7 + (i >> 12));
+}
+
+static int write_keep_file(const char *path, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    size_t i;
+
+    if (f == NULL)
+        return -1;
+    for (i = 0; i < size; i++)
+        fputc(keep_pattern(i), f);
+    return fclose(f);
+}
+
+static int group_setup(void **state)
+{
+    char bench[PATH_MAX + 16], keep[PATH_MAX + 32];
+    FILE *f;
+    int i;
+    const char *args[] = {"--bench",       bench, "--dir",  tmp_dir, "--state",      state_dir,
+                          "--tcp",         "0",   "--seed", "7",     "--time-scale", SCALE,
+                          "--exit-on-eof", NULL};
+
+    (void)state;
+    snprintf(tmp_dir, sizeof(tmp_dir), "%s/test_espsim.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(tmp_dir) == NULL)
+        return -1;
+    snprintf(state_dir, sizeof(state_dir), "%s/state", tmp_dir);
+    mkdir(state_dir, 0755);
+    snprintf(bench, sizeof(bench), "%s/bench.txt", tmp_dir);
+    f = fopen(bench, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "# one board per behaviour\n");
+    for (i = 0; i < S_COUNT; i++)
+        fprintf(f, "%s   # slot %d\n\n", specs[i], i);
+    fclose(f);
+    /* A state file left by an earlier run must be kept as it is. */
+    snprintf(keep, sizeof(keep), "%s/slot%d.bin", state_dir, (int)S_KEEP);
+    if (write_keep_file(keep, 1u << 20) < 0)
+        return -1;
+    /* --dir exists already (we made it): espsim must leave it in place at exit. */
+    return sc_sim_start(&sim, ESPSIM_PATH, args);
+}
+
+static int group_teardown(void **state)
+{
+    char cmd[PATH_MAX + 16];
+    int rc;
+
+    (void)state;
+    rc = sc_sim_stop(&sim, 10000);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
+    if (system(cmd) != 0)
+        return -1;
+    return rc == 0 ? 0 : -1;
+}
+
+static const struct sc_board *board(enum slot s)
+{
+    return &sim.boards[s];
+}
+
+/* Opens a board's pty at 115200 and attaches the shared reader to it. */
+static int open_board(enum slot s)
+{
+    int fd = sc_port_open(board(s)->port, 115200);
+
+    assert_true(fd >= 0);
+    sc_reader_init(&reader, fd);
+    return fd;
+}
+
+static size_t status_len(enum slot s)
+{
+    return strcmp(board(s)->chip, "esp32") == 0 ? 4 : 2;
+}
+
+static int cmd(enum slot s, uint8_t op, const uint8_t *data, size_t n, uint32_t chk,
+               struct sc_reply *rep)
+{
+    return sc_command(&reader, op, data, n, chk, status_len(s), WAIT_MS, rep, rbuf);
+}
+
+static void expect_sync(int expected_replies)
+{
+    size_t len = 0;
+
+    assert_int_equal(sc_sync(&reader, WAIT_MS, 300, &len), expected_replies);
+}
+
+static uint32_t read_reg(enum slot s, uint32_t addr)
+{
+    uint8_t p[4];
+    struct sc_reply rep;
+
+    es_put_le32(p, addr);
+    assert_int_equal(cmd(s, 0x0A, p, 4, 0, &rep), 1);
+    assert_int_equal(rep.status, 0);
+    return rep.value;
+}
+
+static void spi_attach(enum slot s)
+{
+    uint8_t p[8] = {0};
+    struct sc_reply rep;
+
+    assert_int_equal(cmd(s, 0x0D, p, 8, 0, &rep), 1);
+    assert_int_equal(rep.status, 0);
+}
+
+static void flash_begin(enum slot s, uint32_t size, uint32_t blocks, uint32_t offset)
+{
+    uint8_t p[16];
+    struct sc_reply rep;
+
+    es_put_le32(p, size);
+    es_put_le32(p + 4, blocks);
+    es_put_le32(p + 8, 0x400);
+    es_put_le32(p + 12, offset);
+    assert_int_equal(cmd(s, 0x02, p, 16, 0, &rep), 1);
+    assert_int_equal(rep.status, 0);
+}
+
+/* Sends one 0x400-byte FLASH_DATA block; returns sc_command's result. */
+static int flash_data(enum slot s, const uint8_t *data, uint32_t seq, struct sc_reply *rep)
+{
+    static uint8_t p[16 + 0x400];
+    uint32_t chk = sc_data_block(p, data, 0x400, seq);
+
+    return cmd(s, 0x03, p, sizeof(p), chk, rep);
+}
+
+static void pattern(uint8_t *out, size_t n, unsigned seed)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        out[i] = (uint8_t)(seed * 31 + i * 13 + (i >> 8));
+}
+
+static void md5_hex(const uint8_t *data, size_t n, char out[33])
+{
+    unsigned char d[16];
+    unsigned int len = 0;
+    int i;
+
+    EVP_Digest(data, n, d, &len, EVP_md5(), NULL);
+    for (i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* SPI_FLASH_MD5 on an ESP32 ROM: 32 lowercase hex characters before the status (§3.11). */
+static void rom_md5(enum slot s, uint32_t addr, uint32_t size, char out[33])
+{
+    uint8_t p[16] = {0};
+    struct sc_reply rep;
+
+    es_put_le32(p, addr);
+    es_put_le32(p + 4, size);
+    assert_int_equal(cmd(s, 0x13, p, 16, 0, &rep), 1);
+    assert_int_equal(rep.status, 0);
+    assert_int_equal(rep.len, 36);
+    memcpy(out, rep.data, 32);
+    out[32] = '\0';
+}
+
+static void read_file_at(const char *path, uint32_t off, uint8_t *out, size_t n)
+{
+    int fd = open(path, O_RDONLY);
+
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, out, n, off), (ssize_t)n);
+    close(fd);
+}
+
+/* --- tests --- */
+
+static void test_announce(void **state)
+{
+    int i, j;
+
+    (void)state;
+    assert_int_equal(sim.n_boards, S_COUNT);
+    for (i = 0; i < S_COUNT; i++) {
+        const struct sc_board *b = board((enum slot)i);
+        struct stat st;
+
+        assert_int_equal(b->slot, i);
+        assert_int_equal(strncmp(specs[i], b->chip, strlen(b->chip)), 0);
+        assert_int_equal(lstat(b->port, &st), 0);
+        assert_true(S_ISLNK(st.st_mode));
+        assert_int_equal(stat(b->ctl, &st), 0);
+        assert_true(S_ISSOCK(st.st_mode));
+        assert_int_equal(stat(b->flash, &st), 0);
+        assert_int_equal((uint32_t)st.st_size, b->flash_size);
+        assert_true(b->tcp_port > 0);
+        if (strcmp(b->chip, "esp8266") == 0)
+            assert_true(strncmp(b->mac, "18:fe:34", 8) == 0 || strncmp(b->mac, "ac:d0:74", 8) == 0);
+        for (j = 0; j < i; j++)
+            assert_string_not_equal(b->mac, board((enum slot)j)->mac);
+    }
+    assert_int_equal(board(S_ESP32)->flash_id, 0x1640EF);
+    assert_int_equal(board(S_WRITE8266)->flash_id, 0x1440EF);
+    assert_int_equal(board(S_WRITE8266)->flash_size, 1u << 20);
+}
+
+static void test_sync_esp32(void **state)
+{
+    size_t len = 0;
+    int fd = open_board(S_ESP32);
+
+    (void)state;
+    assert_int_equal(sc_sync(&reader, WAIT_MS, 300, &len), 8);
+    assert_int_equal(len, 4); /* 4 status bytes on the ESP32 ROM */
+    assert_int_equal(read_reg(S_ESP32, REG_MAGIC), MAGIC_ESP32);
+    close(fd);
+}
+
+static void test_sync_esp8266(void **state)
+{
+    size_t len = 0;
+    int fd = open_board(S_ESP8266);
+
+    (void)state;
+    assert_int_equal(sc_sync(&reader, WAIT_MS, 300, &len), 8);
+    assert_int_equal(len, 2); /* 2 status bytes on the ESP8266 ROM */
+    assert_int_equal(read_reg(S_ESP8266, REG_MAGIC), MAGIC_8266);
+    close(fd);
+}
+
+static void test_reopen_port(void **state)
+{
+    int i;
+
+    (void)state;
+    /* A client may close and reopen the port any number of times. */
+    for (i = 0; i < 3; i++) {
+        int fd = open_board(S_ESP32);
+
+        assert_int_equal(read_reg(S_ESP32, REG_MAGIC), MAGIC_ESP32);
+        close(fd);
+    }
+}
+
+static void test_flash_write_esp32(void **state)
+{
+    static uint8_t data[0x400], got[0x400];
+    struct sc_reply rep;
+    char want[33], md5[33];
+    int fd = open_board(S_WRITE32);
+
+    (void)state;
+    pattern(data, sizeof(data), 1);
+    expect_sync(8);
+    spi_attach(S_WRITE32);
+    flash_begin(S_WRITE32, 0x400, 1, 0x10000);
+    assert_int_equal(flash_data(S_WRITE32, data, 0, &rep), 1);
+    assert_int_equal(rep.status, 0);
+    read_file_at(board(S_WRITE32)->flash, 0x10000, got, sizeof(got));
+    assert_memory_equal(got, data, sizeof(data));
+    /* The ROM's MD5 matches what was sent (the control for the bad-flash test). */
+    rom_md5(S_WRITE32, 0x10000, 0x400, md5);
+    md5_hex(data, sizeof(data), want);
+    assert_string_equal(md5, want);
+    close(fd);
+}
+
+static void test_flash_write_esp8266(void **state)
+{
+    static uint8_t data[0x400], got[0x400];
+    struct sc_reply rep;
+    int fd = open_board(S_WRITE8266);
+
+    (void)state;
+    pattern(data, sizeof(data), 2);
+    expect_sync(8);
+    flash_begin(S_WRITE8266, 0x1000, 1, 0x20000);
+    assert_int_equal(flash_data(S_WRITE8266, data, 0, &rep), 1);
+    assert_int_equal(rep.status, 0);
+    read_file_at(board(S_WRITE8266)->flash, 0x20000, got, sizeof(got));
+    assert_memory_equal(got, data, sizeof(data));
+    close(fd);
+}
+
+static void test_reset_to_download(void **state)
+{
+    uint8_t p[16] = {0};
+    struct sc_reply rep;
+    int fd = open_board(S_RESET);
+
+    (void)state;
+    expect_sync(8);
+    /* Leave the loader: FLASH_BEGIN(0, 0) + FLASH_END(1) runs the app (§5.3). */
+    spi_attach(S_RESET);
+    es_put_le32(p + 8, 0x400);
+    assert_int_equal(cmd(S_RESET, 0x02, p, 16, 0, &rep), 1);
+    memset(p, 0, sizeof(p));
+    p[0] = 1;
+    assert_int_equal(cmd(S_RESET, 0x04, p, 4, 0, &rep), 1);
+    sc_drain(&reader, 100);
+    sc_reader_clear(&reader);
+    expect_sync(0);
+
+    /* Classic reset over the control socket brings it back into download mode. */
+    assert_int_equal(sc_reset_download(board(S_RESET)->ctl, 10, 10), 0);
+    sc_drain(&reader, 200);
+    assert_true(sc_raw_contains(&reader, "DOWNLOAD"));
+    sc_reader_clear(&reader);
+    expect_sync(8);
+    close(fd);
+}
+
+static void test_fault_no_download(void **state)
+{
+    int fd = open_board(S_NO_DOWNLOAD);
+
+    (void)state;
+    assert_int_equal(sc_reset_download(board(S_NO_DOWNLOAD)->ctl, 10, 10), 0);
+    sc_drain(&reader, 200);
+    assert_true(reader.raw_len > 0); /* boot text */
+    assert_false(sc_raw_contains(&reader, "DOWNLOAD"));
+    sc_reader_clear(&reader);
+    assert_int_equal(sc_sync(&reader, 300, 100, NULL), 0);
+    assert_int_equal(sc_sync(&reader, 300, 100, NULL), 0);
+    close(fd);
+}
+
+static void test_fault_sync_after(void **state)
+{
+    int fd = open_board(S_SYNC_AFTER), i;
+
+    (void)state;
+    for (i = 0; i < 3; i++)
+        assert_int_equal(sc_sync(&reader, 300, 100, NULL), 0);
+    assert_int_equal(sc_sync(&reader, WAIT_MS, 300, NULL), 8);
+    close(fd);
+}
+
+static void test_fault_unplug(void **state)
+{
+    static uint8_t data[0x400];
+    struct sc_reply rep;
+    struct stat st;
+    int fd = open_board(S_UNPLUG), seq, rc = 1;
+
+    (void)state;
+    expect_sync(8);
+    spi_attach(S_UNPLUG);
+    flash_begin(S_UNPLUG, 4 * 0x400, 4, 0x30000);
+    for (seq = 0; seq < 4 && rc == 1; seq++) {
+        pattern(data, sizeof(data), (unsigned)seq);
+        rc = flash_data(S_UNPLUG, data, (uint32_t)seq, &rep);
+    }
+    /* The port went away mid-write: the read failed (EIO/EOF) or the write did. */
+    assert_int_equal(rc, -1);
+    assert_true(seq <= 4);
+    assert_int_equal(lstat(board(S_UNPLUG)->port, &st), -1);
+    close(fd);
+}
+
+static void test_fault_corrupt(void **state)
+{
+    int fd = open_board(S_CORRUPT), i, good = 0;
+
+    (void)state;
+    for (i = 0; i < 60; i++) {
+        uint8_t p[4];
+        struct sc_reply rep;
+
+        es_put_le32(p, REG_MAGIC);
+        if (cmd(S_CORRUPT, 0x0A, p, 4, 0, &rep) == 1 && rep.status == 0 && rep.value == MAGIC_ESP32)
+            good++;
+        sc_drain(&reader, 5);
+        sc_reader_clear(&reader);
+    }
+    /* Some exchanges went through, and some did not (a bad frame, a wrong value, 01 07 or a
+     * request the board never understood). */
+    assert_true(good < 60);
+    close(fd);
+}
+
+static void write_block_at_0x20000(enum slot s, const uint8_t *data, struct sc_reply *rep)
+{
+    expect_sync(8);
+    spi_attach(s);
+    flash_begin(s, 0x400, 1, 0x20000);
+    assert_int_equal(flash_data(s, data, 0, rep), 1);
+}
+
+static void test_fault_bad_flash(void **state)
+{
+    static uint8_t data[0x400];
+    struct sc_reply rep;
+    char want[33], md5[33];
+    int fd = open_board(S_BAD_FLASH);
+
+    (void)state;
+    pattern(data, sizeof(data), 3);
+    write_block_at_0x20000(S_BAD_FLASH, data, &rep);
+    assert_int_equal(rep.status, 0); /* silently stored wrong */
+    rom_md5(S_BAD_FLASH, 0x20000, 0x400, md5);
+    md5_hex(data, sizeof(data), want);
+    assert_string_not_equal(md5, want);
+    close(fd);
+}
+
+static void test_fault_bad_flash_report(void **state)
+{
+    static uint8_t data[0x400];
+    struct sc_reply rep;
+    int fd = open_board(S_BAD_REPORT);
+
+    (void)state;
+    pattern(data, sizeof(data), 4);
+    write_block_at_0x20000(S_BAD_REPORT, data, &rep);
+    assert_int_equal(rep.status, 1);
+    assert_int_equal(rep.error, 0x08);
+    close(fd);
+}
+
+static void test_fault_slow(void **state)
+{
+    uint8_t p[4];
+    struct sc_reply rep;
+    int fd = open_board(S_SLOW);
+
+    (void)state;
+    expect_sync(8);
+    es_put_le32(p, REG_MAGIC);
+    assert_int_equal(sc_send(fd, 0x0A, p, 4, 0), 0);
+    /* 10 s of board time is 200 ms here: nothing yet after 30 ms, the reply later. */
+    assert_int_equal(sc_wait_reply(&reader, 0x0A, 4, 30, &rep, rbuf, NULL), 0);
+    assert_int_equal(sc_wait_reply(&reader, 0x0A, 4, WAIT_MS, &rep, rbuf, NULL), 1);
+    assert_int_equal(rep.value, MAGIC_ESP32);
+    close(fd);
+}
+
+static void test_fault_mute(void **state)
+{
+    uint8_t p[4];
+    struct sc_reply rep;
+    int fd = open_board(S_MUTE);
+
+    (void)state;
+    expect_sync(8);
+    es_put_le32(p, REG_MAGIC);
+    assert_int_equal(cmd(S_MUTE, 0x0A, p, 4, 0, &rep), 0);
+    expect_sync(8); /* the board is alive; only that command goes unanswered */
+    close(fd);
+}
+
+static void test_fault_wrong_chip(void **state)
+{
+    int fd = open_board(S_WRONG_CHIP);
+    uint32_t magic;
+
+    (void)state;
+    expect_sync(8);
+    magic = read_reg(S_WRONG_CHIP, REG_MAGIC);
+    assert_true(magic != MAGIC_ESP32);
+    close(fd);
+}
+
+/* CHANGE_BAUDRATE to 460800 at 115200, then the next command at 460800. */
+static int change_baud_then_read_magic(enum slot s, int fd, uint32_t *magic)
+{
+    uint8_t p[8];
+    struct sc_reply rep;
+    int rc;
+
+    expect_sync(8);
+    es_put_le32(p, 460800);
+    es_put_le32(p + 4, 0);
+    assert_int_equal(cmd(s, 0x0F, p, 8, 0, &rep), 1);
+    assert_int_equal(rep.status, 0);
+    sc_sleep_ms(20);
+    assert_int_equal(sc_port_set_baud(fd, 460800), 0);
+    tcflush(fd, TCIFLUSH);
+    sc_reader_clear(&reader);
+    es_put_le32(p, REG_MAGIC);
+    rc = cmd(s, 0x0A, p, 4, 0, &rep);
+    *magic = rep.value;
+    return rc == 1 && rep.status == 0 ? 0 : -1;
+}
+
+static void test_change_baud(void **state)
+{
+    int fd = open_board(S_BAUD_OK);
+    uint32_t magic = 0;
+
+    (void)state;
+    assert_int_equal(change_baud_then_read_magic(S_BAUD_OK, fd, &magic), 0);
+    assert_int_equal(magic, MAGIC_ESP32);
+    close(fd);
+}
+
+static void test_fault_baud_fail(void **state)
+{
+    int fd = open_board(S_BAUD_FAIL);
+    uint32_t magic = 0;
+
+    (void)state;
+    if (change_baud_then_read_magic(S_BAUD_FAIL, fd, &magic) == 0)
+        assert_int_not_equal(magic, MAGIC_ESP32);
+    close(fd);
+}
+
+static void test_tcp(void **state)
+{
+    int fd = sc_tcp_connect(board(S_TCP)->tcp_port), fd2;
+
+    (void)state;
+    assert_true(fd >= 0);
+    sc_reader_init(&reader, fd);
+    assert_int_equal(sc_sync(&reader, WAIT_MS, 300, NULL), 8);
+    assert_int_equal(read_reg(S_TCP, REG_MAGIC), MAGIC_8266);
+    /* A new connection replaces the old one. */
+    fd2 = sc_tcp_connect(board(S_TCP)->tcp_port);
+    assert_true(fd2 >= 0);
+    sc_drain(&reader, 100);
+    assert_true(reader.closed);
+    sc_reader_init(&reader, fd2);
+    assert_int_equal(read_reg(S_TCP, REG_MAGIC), MAGIC_8266);
+    close(fd);
+    close(fd2);
+}
+
+static void test_state_kept(void **state)
+{
+    static uint8_t got[1u << 20];
+    size_t i;
+
+    (void)state;
+    read_file_at(board(S_KEEP)->flash, 0, got, sizeof(got));
+    for (i = 0; i < sizeof(got); i++) {
+        if (got[i] != keep_pattern(i))
+            fail_msg("state file changed at %zu", i);
+    }
+}
+
+/* --- separate processes: exit paths and the command line --- */
+
+static void test_sigterm_removes_dir(void **state)
+{
+    static struct sc_sim s;
+    const char *args[] = {"--boards", "2", "--chip", "esp8266", "--time-scale", "0", NULL};
+    struct stat st;
+    char dir[PATH_MAX];
+
+    (void)state;
+    assert_int_equal(sc_sim_start(&s, ESPSIM_PATH, args), 0);
+    assert_int_equal(s.n_boards, 2);
+    snprintf(dir, sizeof(dir), "%s", s.dir);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(sc_sim_stop(&s, 10000), 0);
+    assert_int_equal(stat(dir, &st), -1);
+    assert_int_equal(errno, ENOENT);
+}
+
+static void test_exit_on_eof(void **state)
+{
+    static struct sc_sim s;
+    const char *args[] = {"--boards", "1", "--exit-on-eof", NULL};
+    int status = -1, i;
+
+    (void)state;
+    assert_int_equal(sc_sim_start(&s, ESPSIM_PATH, args), 0);
+    close(s.stdin_fd);
+    for (i = 0; i < 500; i++) {
+        if (waitpid(s.pid, &status, WNOHANG) == s.pid)
+            break;
+        sc_sleep_ms(10);
+    }
+    assert_true(i < 500);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(s.out_fd);
+}
+
+/* Runs espsim with args; returns its exit status and what it wrote to stderr. */
+static int run_capture(const char *const *args, char *err, size_t cap)
+{
+    const char *argv[16];
+    int pipefd[2], status, n = 0;
+    size_t got = 0;
+    pid_t pid;
+
+    argv[n++] = ESPSIM_PATH;
+    while (args[n - 1] != NULL)
+        argv[n] = args[n - 1], n++;
+    argv[n] = NULL;
+    if (pipe(pipefd) < 0)
+        return -1;
+    pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], 2);
+        close(pipefd[0]);
+        execv(ESPSIM_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    for (;;) {
+        ssize_t r = read(pipefd[0], err + got, cap - 1 - got);
+
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    err[got] = '\0';
+    close(pipefd[0]);
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void expect_usage_error(const char *const *args, const char *must_mention)
+{
+    char err[2048];
+
+    assert_int_equal(run_capture(args, err, sizeof(err)), 2);
+    if (strstr(err, must_mention) == NULL)
+        fail_msg("stderr '%s' does not mention '%s'", err, must_mention);
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    expect_usage_error((const char *[]){"--time-scale", "fast", NULL}, "--time-scale");
+    expect_usage_error((const char *[]){"--board", "esp33", NULL}, "esp8266, esp32");
+    expect_usage_error((const char *[]){"--board", "esp32,flash=3MB", NULL}, "flash='3MB'");
+    expect_usage_error((const char *[]){"--board", "esp32,fault=melt", NULL}, "unknown fault");
+    expect_usage_error((const char *[]){"--board", "esp32,fault=slow:nop:5", NULL}, "slow");
+    expect_usage_error((const char *[]){"--boards", "0", NULL}, "--boards");
+    expect_usage_error((const char *[]){"--frobnicate", NULL}, "--frobnicate");
+    expect_usage_error((const char *[]){NULL}, "no boards");
+    expect_usage_error((const char *[]){"--bench", "/nonexistent/bench.txt", NULL}, "--bench");
+}
+
+int main(void)
+{
+    const struct CMUnitTest bench_tests[] = {
+        cmocka_unit_test(test_announce),
+        cmocka_unit_test(test_sync_esp32),
+        cmocka_unit_test(test_sync_esp8266),
+        cmocka_unit_test(test_reopen_port),
+        cmocka_unit_test(test_flash_write_esp32),
+        cmocka_unit_test(test_flash_write_esp8266),
+        cmocka_unit_test(test_reset_to_download),
+        cmocka_unit_test(test_fault_no_download),
+        cmocka_unit_test(test_fault_sync_after),
+        cmocka_unit_test(test_fault_unplug),
+        cmocka_unit_test(test_fault_corrupt),
+        cmocka_unit_test(test_fault_bad_flash),
+        cmocka_unit_test(test_fault_bad_flash_report),
+        cmocka_unit_test(test_fault_slow),
+        cmocka_unit_test(test_fault_mute),
+        cmocka_unit_test(test_fault_wrong_chip),
+        cmocka_unit_test(test_change_baud),
+        cmocka_unit_test(test_fault_baud_fail),
+        cmocka_unit_test(test_tcp),
+        cmocka_unit_test(test_state_kept),
+    };
+    const struct CMUnitTest process_tests[] = {
+        cmocka_unit_test(test_sigterm_removes_dir),
+        cmocka_unit_test(test_exit_on_eof),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    int failed;
+
+    signal(SIGPIPE, SIG_IGN);
+    failed = cmocka_run_group_tests_name("espsim bench", bench_tests, group_setup, group_teardown);
+    failed += cmocka_run_group_tests_name("espsim process", process_tests, NULL, NULL);
+    return failed;
+}
