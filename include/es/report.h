@@ -58,9 +58,10 @@ struct report_timing {
     uint64_t ms;
 };
 
-/* Everything known about one board at the end of its session. The writer borrows every pointer;
- * NULL strings, false valid flags and zero counts become JSON null or are left out as documented
- * at the key. */
+/* Everything known about one board at the end of its session. The writer borrows every pointer.
+ * Every key is always present, so consumers need no existence checks: what the board never got
+ * to (NULL strings, false valid flags, 0 for flash size, baud and times) is written as JSON null.
+ */
 struct report_device {
     enum report_result result;
     const char *error_phase; /* step that failed; NULL when result is pass (then "error": null) */

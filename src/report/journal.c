@@ -93,7 +93,8 @@ out_close:
     return rc;
 }
 
-/* Copies key/value into line; a NULL result from jansson means out of memory. */
+/* Copies event's value for key into line, or null when event has none. Returns jansson's
+ * 0 or -1 (out of memory). */
 static int copy_key(json_t *line, const json_t *event, const char *key)
 {
     json_t *v = json_object_get(event, key);
@@ -158,8 +159,9 @@ int journal_append(struct journal *j, const json_t *event, struct es_err *err)
     len = strlen(text);
     text[len] = '\n'; /* replaces the NUL: the buffer is exactly one line now */
 
-    /* A write to a regular file is not interrupted by a signal handler once it has started, so
-     * EINTR means nothing was written and retrying keeps the line whole. */
+    /* A caught signal does not interrupt a write to a regular file once it has started (only a
+     * fatal one does, see the top of this file), so EINTR means nothing was written and retrying
+     * keeps the line whole. */
     do {
         n = write(j->fd, text, len + 1);
     } while (n < 0 && errno == EINTR);
