@@ -1,0 +1,755 @@
+/* One simulated board's life: power, the DTR/RTS reset circuit, the UART (autobaud, pacing
+ * requests to the shell, noise at a wrong rate, the corrupt fault), the ROM's SLIP receiver, boot
+ * text, flash boot of an image, and the write/inflate pipeline the ROM and the stub share. The
+ * commands themselves live in rom_model.c and stub_model.c. */
+#include "model.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "es/le.h"
+#include "es/slip.h"
+
+#define MIB (1024u * 1024u)
+
+const struct sim_chip_desc sim_chip_table[2] = {
+    [SIM_ESP8266] =
+        {
+            .name = "ESP8266",
+            .magic = 0xFFF0C101,
+            .rom_status_len = 2,
+            .boot_baud = 74880, /* 26 MHz crystal (§1.1) */
+            .uart_clk_hz = 52000000,
+            .uart_clkdiv_reg = 0x60000014,
+            .spi_base = 0x60000200,
+            .spi_usr = 0x1C,
+            .spi_usr1 = 0x20,
+            .spi_usr2 = 0x24,
+            .spi_miso_dlen = 0, /* none: MISO length lives in USR1 */
+            .spi_w0 = 0x40,
+            .bootloader_offset = 0x0,
+            .rom_flash_limit = 4 * MIB, /* §15.2: FLASH_BEGIN at/after 4 MiB gets 01 06 */
+            .rom_has_esp32_ops = 0,
+        },
+    [SIM_ESP32] =
+        {
+            .name = "ESP32",
+            .magic = 0x00F01D83,
+            .rom_status_len = 4,
+            .boot_baud = 115200,
+            .uart_clk_hz = 40000000, /* the ROM runs the UART from the 40 MHz crystal */
+            .uart_clkdiv_reg = 0x3FF40014,
+            .spi_base = 0x3FF42000,
+            .spi_usr = 0x1C,
+            .spi_usr1 = 0x20,
+            .spi_usr2 = 0x24,
+            .spi_miso_dlen = 0x2C,
+            .spi_w0 = 0x80,
+            .bootloader_offset = 0x1000,
+            .rom_flash_limit = 4 * MIB, /* [model] until SPI_SET_PARAMS says otherwise */
+            .rom_has_esp32_ops = 1,
+        },
+};
+
+struct sim_deferred {
+    struct sim_deferred *next;
+    uint64_t due;
+    uint32_t baud;
+    size_t n;
+    uint8_t bytes[];
+};
+
+void sim_log(struct sim_board *b, const char *fmt, ...)
+{
+    char line[256];
+    int off;
+    va_list ap;
+
+    if (!b->ops.log)
+        return;
+    off = snprintf(line, sizeof(line), "slot %d (%s): ", b->cfg.slot, b->chip->name);
+    va_start(ap, fmt);
+    vsnprintf(line + off, sizeof(line) - (size_t)off, fmt, ap);
+    va_end(ap);
+    b->ops.log(b->ctx, line);
+}
+
+/* xorshift64*: deterministic per --seed and slot, good enough for fault dice. */
+uint32_t sim_rand(struct sim_board *b)
+{
+    b->rng ^= b->rng >> 12;
+    b->rng ^= b->rng << 25;
+    b->rng ^= b->rng >> 27;
+    return (uint32_t)((b->rng * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+static int chance(struct sim_board *b, double p)
+{
+    return p > 0 && (double)sim_rand(b) / 4294967296.0 < p;
+}
+
+/* ---- output ------------------------------------------------------------------------------ */
+
+static void arm_timer(struct sim_board *b)
+{
+    uint64_t next = 0;
+
+    if (b->filter_end)
+        next = b->filter_end;
+    if (b->q_head && (!next || b->q_head->due < next))
+        next = b->q_head->due;
+    if (next)
+        b->ops.set_timer(b->ctx, next);
+}
+
+static void flush_due(struct sim_board *b)
+{
+    while (b->q_head && b->q_head->due <= b->now) {
+        struct sim_deferred *d = b->q_head;
+
+        b->q_head = d->next;
+        if (!b->q_head)
+            b->q_tail = NULL;
+        b->ops.send(b->ctx, d->bytes, d->n, d->due, d->baud);
+        free(d);
+    }
+}
+
+static void drop_queue(struct sim_board *b)
+{
+    while (b->q_head) {
+        struct sim_deferred *d = b->q_head;
+
+        b->q_head = d->next;
+        free(d);
+    }
+    b->q_tail = NULL;
+}
+
+/* Bytes a receiver at another rate makes of our output: garbage with the odd 0xC0 in it, so
+ * the host's resynchronisation is exercised (§13.3). */
+static void make_noise(struct sim_board *b, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = sim_rand(b);
+
+        out[i] = (r & 0x1F00) == 0 ? SLIP_END : (uint8_t)r;
+    }
+}
+
+void sim_send_raw(struct sim_board *b, const uint8_t *bytes, size_t n, uint64_t at_ns,
+                  uint32_t baud)
+{
+    struct sim_deferred *d;
+
+    if (n == 0 || b->mode == SIM_MODE_UNPLUGGED)
+        return;
+    d = malloc(sizeof(*d) + n);
+    if (!d) {
+        sim_log(b, "out of memory: %zu bytes of output dropped", n);
+        return;
+    }
+    if (at_ns < b->now)
+        at_ns = b->now;
+    if (at_ns < b->line_due)
+        at_ns = b->line_due;
+    b->line_due = at_ns;
+    d->next = NULL;
+    d->due = at_ns;
+    d->baud = baud;
+    d->n = n;
+    if (b->garbled || (b->host_baud && b->host_baud != baud))
+        make_noise(b, d->bytes, n);
+    else
+        memcpy(d->bytes, bytes, n);
+    for (size_t i = 0; i < n; i++)
+        if (chance(b, b->cfg.faults.corrupt_rate))
+            d->bytes[i] ^= (uint8_t)(1u << (sim_rand(b) & 7));
+    if (b->q_tail)
+        b->q_tail->next = d;
+    else
+        b->q_head = d;
+    b->q_tail = d;
+    flush_due(b);
+    arm_timer(b);
+}
+
+void sim_send_frame(struct sim_board *b, const uint8_t *pkt, size_t n, uint64_t at_ns)
+{
+    uint8_t small[2 * 96 + 2];
+    uint8_t *wire = small;
+    size_t len;
+
+    if (slip_encoded_max(n) > sizeof(small)) {
+        wire = malloc(slip_encoded_max(n));
+        if (!wire)
+            return;
+    }
+    len = slip_encode(pkt, n, wire, slip_encoded_max(n));
+    sim_send_raw(b, wire, len, at_ns, b->baud);
+    b->frames_out++;
+    if (wire != small)
+        free(wire);
+}
+
+uint64_t sim_cmd_start(struct sim_board *b)
+{
+    return b->busy_until > b->now ? b->busy_until : b->now;
+}
+
+int sim_reply_allowed(struct sim_board *b, uint8_t op, uint64_t *at_ns)
+{
+    const struct sim_faults *f = &b->cfg.faults;
+
+    if (!f->slow_op || (uint8_t)f->slow_op != op)
+        return 1;
+    if (f->mute)
+        return 0;
+    *at_ns += (uint64_t)f->slow_ms * 1000000u;
+    return 1;
+}
+
+/* ---- writes shared by ROM and stub ------------------------------------------------------- */
+
+uint64_t sim_erase_cost(uint32_t sectors)
+{
+    return (uint64_t)sectors * SIM_T_ERASE_SECTOR_NS;
+}
+
+int sim_count_data(struct sim_board *b, uint32_t n)
+{
+    struct sim_write *w = &b->fw;
+    int pct = b->cfg.faults.unplug_at_percent;
+
+    w->received += n;
+    if (pct <= 0 || w->expected == 0 || w->received * 100 < (uint64_t)pct * w->expected)
+        return 0;
+    sim_log(b, "fault: unplugged at %d%% of the write (%llu of %llu bytes)", pct,
+            (unsigned long long)w->received, (unsigned long long)w->expected);
+    drop_queue(b);
+    b->mode = SIM_MODE_UNPLUGGED;
+    b->ops.unplug(b->ctx);
+    return 1;
+}
+
+int sim_write_data(struct sim_board *b, const uint8_t *data, uint32_t n, int jit_erase,
+                   uint64_t *cost_ns)
+{
+    struct sim_write *w = &b->fw;
+    uint32_t sectors = 0;
+    int hit;
+
+    if (w->clip) {
+        if (n > w->remaining) {
+            n = w->remaining; /* the last block's padding is not written (§3.3) */
+        }
+        w->remaining -= n;
+    }
+    if (n == 0)
+        return 0;
+    if (jit_erase) {
+        uint64_t end = (uint64_t)w->ptr + n;
+
+        while (w->erase_next < w->erase_end && w->erase_next < end) {
+            sim_flash_erase_sector(&b->flash, w->erase_next);
+            w->erase_next += SIM_FLASH_SECTOR;
+            sectors++;
+        }
+    }
+    hit = sim_flash_program(&b->flash, w->ptr, data, n);
+    w->ptr += n;
+    *cost_ns += sim_erase_cost(sectors) + (uint64_t)n * SIM_T_PROGRAM_KIB_NS / 1024;
+    return hit;
+}
+
+int sim_inflate_data(struct sim_board *b, const uint8_t *in, uint32_t n, int jit_erase,
+                     uint64_t *cost_ns, int *fault)
+{
+    struct sim_write *w = &b->fw;
+    uint8_t out[4096];
+
+    if (!w->z_ready) {
+        memset(&w->z, 0, sizeof(w->z));
+        if (inflateInit(&w->z) != Z_OK)
+            return -1;
+        w->z_ready = 1;
+    }
+    if (w->z_done)
+        return 1;
+    w->z.next_in = (Bytef *)(uintptr_t)in;
+    w->z.avail_in = n;
+    for (;;) {
+        int r;
+        uint32_t produced;
+
+        w->z.next_out = out;
+        w->z.avail_out = sizeof(out);
+        r = inflate(&w->z, Z_NO_FLUSH);
+        produced = (uint32_t)(sizeof(out) - w->z.avail_out);
+        if (produced) {
+            if (w->clip && produced > w->remaining)
+                w->overflow = 1;
+            if (sim_write_data(b, out, produced, jit_erase, cost_ns))
+                *fault = 1;
+        }
+        if (r == Z_STREAM_END) {
+            w->z_done = 1;
+            return 1;
+        }
+        if (r == Z_DATA_ERROR)
+            return (w->z.msg && strstr(w->z.msg, "incorrect data check")) ? -2 : -1;
+        if (r != Z_OK && r != Z_BUF_ERROR)
+            return -1;
+        if (w->z.avail_in == 0 && w->z.avail_out != 0)
+            return 0;
+        if (r == Z_BUF_ERROR)
+            return 0;
+    }
+}
+
+void sim_write_close(struct sim_write *w)
+{
+    if (w->z_ready)
+        inflateEnd(&w->z);
+    memset(w, 0, sizeof(*w));
+}
+
+/* ---- boot --------------------------------------------------------------------------------- */
+
+static void send_text(struct sim_board *b, const char *text, uint64_t at, uint32_t baud)
+{
+    sim_send_raw(b, (const uint8_t *)text, strlen(text), at, baud);
+}
+
+static const char esp32_banner[] = "ets Jul 29 2019 12:21:46\r\n\r\n"; /* ECO3 ROM (§15.1) */
+
+static void boot_download(struct sim_board *b, uint64_t at, const char *why)
+{
+    char text[256];
+
+    sim_rom_reset(b);
+    b->mode = SIM_MODE_ROM;
+    b->baud = b->chip->boot_baud; /* the ROM autobauds again on the next SYNC */
+    b->garbled = 0;
+    if (b->chip == &sim_chip_table[SIM_ESP8266])
+        snprintf(text, sizeof(text), "\r\n ets Jan  8 2013,rst cause:%s, boot mode:(1,7)\r\n\r\n",
+                 why);
+    else
+        snprintf(text, sizeof(text),
+                 "%srst:%s,boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\n"
+                 "waiting for download\r\n",
+                 esp32_banner, why);
+    send_text(b, text, at, b->chip->boot_baud);
+}
+
+struct image_info {
+    int valid;
+    uint32_t first_word;
+    uint32_t entry;
+    int mode;
+    int nseg;
+    uint32_t seg_addr[16], seg_len[16];
+    uint8_t checksum;
+};
+
+/* Parses the image at the bootloader offset as the ROM would before jumping to it (§9.1): magic,
+ * segments inside the flash, the XOR checksum; for ESP32 the extended header's chip id. The
+ * appended SHA-256 is not checked [model]. */
+static void parse_image(struct sim_board *b, struct image_info *im)
+{
+    uint32_t off = b->chip->bootloader_offset;
+    uint32_t pos, size = b->flash.size;
+    uint8_t h[24];
+    uint8_t sum = 0xEF;
+    uint8_t chunk[256];
+
+    memset(im, 0, sizeof(*im));
+    if (size < off + 24)
+        return;
+    sim_flash_read(&b->flash, off, h, sizeof(h));
+    im->first_word = es_get_le32(h);
+    im->mode = h[2];
+    im->entry = es_get_le32(h + 4);
+    im->nseg = h[1];
+    if (h[0] != 0xE9 || im->nseg < 1 || im->nseg > 16)
+        return;
+    pos = off + 8;
+    if (b->cfg.chip == SIM_ESP32) {
+        if (es_get_le16(h + 12) != 0 || h[23] > 1) /* chip id 0 = ESP32 (§6.2) */
+            return;
+        pos += 16;
+    }
+    for (int i = 0; i < im->nseg; i++) {
+        uint8_t sh[8];
+        uint32_t len;
+
+        if (pos + 8 > size)
+            return;
+        sim_flash_read(&b->flash, pos, sh, 8);
+        im->seg_addr[i] = es_get_le32(sh);
+        len = im->seg_len[i] = es_get_le32(sh + 4);
+        pos += 8;
+        if (len > size - pos)
+            return;
+        for (uint32_t done = 0; done < len;) {
+            uint32_t take = len - done < sizeof(chunk) ? len - done : (uint32_t)sizeof(chunk);
+
+            sim_flash_read(&b->flash, pos + done, chunk, take);
+            for (uint32_t k = 0; k < take; k++)
+                sum ^= chunk[k];
+            done += take;
+        }
+        pos += len;
+    }
+    pos = off + ((pos - off) | 15); /* the checksum ends the 16-byte-padded image */
+    if (pos >= size)
+        return;
+    sim_flash_read(&b->flash, pos, &im->checksum, 1);
+    im->valid = im->checksum == sum;
+}
+
+void sim_flash_boot(struct sim_board *b, uint64_t at, int soft)
+{
+    static const char *const modes[] = {"QIO", "QOUT", "DIO", "DOUT"};
+    int esp8266 = b->cfg.chip == SIM_ESP8266;
+    uint32_t rom_baud = b->chip->boot_baud;
+    struct image_info im;
+    char line[160];
+
+    sim_rom_reset(b);
+    b->mode = SIM_MODE_DEAD;
+    parse_image(b, &im);
+    if (!soft) {
+        if (esp8266)
+            send_text(b, "\r\n ets Jan  8 2013,rst cause:2, boot mode:(3,7)\r\n\r\n", at, rom_baud);
+        else {
+            send_text(b, esp32_banner, at, rom_baud);
+            send_text(b, "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n", at,
+                      rom_baud);
+        }
+    }
+    if (!im.valid) {
+        sim_log(b, "flash boot: no valid image at 0x%x", b->chip->bootloader_offset);
+        if (esp8266) {
+            send_text(b, "ets_main.c \r\n", at, rom_baud); /* §15.2, then silence */
+        } else {
+            snprintf(line, sizeof(line), "invalid header: 0x%08x\r\n", im.first_word);
+            for (int i = 0; i < 3; i++)
+                send_text(b, line, at, rom_baud);
+        }
+        return;
+    }
+    if (!esp8266) {
+        send_text(b, "configsip: 0, SPIWP:0xee\r\n", at, rom_baud);
+        snprintf(line, sizeof(line), "mode:%s, clock div:2\r\n", modes[im.mode & 3]);
+        send_text(b, line, at, rom_baud);
+    }
+    for (int i = 0; i < im.nseg; i++) {
+        if (esp8266)
+            snprintf(line, sizeof(line), "load 0x%08x, len %u, room 16 \r\n", im.seg_addr[i],
+                     im.seg_len[i]);
+        else
+            snprintf(line, sizeof(line), "load:0x%08x,len:%u\r\n", im.seg_addr[i], im.seg_len[i]);
+        send_text(b, line, at, rom_baud);
+    }
+    if (esp8266)
+        snprintf(line, sizeof(line), "chksum 0x%02x\r\ncsum 0x%02x\r\n", im.checksum, im.checksum);
+    else
+        snprintf(line, sizeof(line), "entry 0x%08x\r\n", im.entry);
+    send_text(b, line, at, rom_baud);
+    snprintf(line, sizeof(line), "espsim app: image ok, entry 0x%08x\r\n", im.entry);
+    send_text(b, line, at + SIM_T_APP_START_NS, 115200);
+    b->mode = SIM_MODE_APP;
+    sim_log(b, "flash boot: application running, entry 0x%08x", im.entry);
+}
+
+void sim_soft_reboot(struct sim_board *b, uint64_t at)
+{
+    drop_queue(b);
+    boot_download(b, at + SIM_T_BOOT_NS, b->cfg.chip == SIM_ESP8266 ? "2" : "0xc (SW_CPU_RESET)");
+}
+
+static int seg_matches(const struct sim_board *b, uint32_t start, const uint8_t *bytes, size_t len)
+{
+    for (int i = 0; i < b->nsegs; i++) {
+        const struct sim_mem_seg *s = &b->segs[i];
+
+        if (s->addr == start && s->size == len && s->received == len && len <= SIM_MAX_SEG_SIZE &&
+            memcmp(s->bytes, bytes, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+void sim_run_ram(struct sim_board *b, uint32_t entry, uint64_t at)
+{
+    const struct sim_stub_image *img = NULL;
+    int ok = b->nsegs > 0;
+
+    if (b->cfg.stubs && b->cfg.stubs->chip[b->cfg.chip].present)
+        img = &b->cfg.stubs->chip[b->cfg.chip];
+    if (img) {
+        int want = 1 + (img->data_len > 0);
+
+        ok = ok && b->nsegs == want && entry == img->entry &&
+             seg_matches(b, img->text_start, img->text, img->text_len) &&
+             (img->data_len == 0 || seg_matches(b, img->data_start, img->data, img->data_len));
+    } else {
+        for (int i = 0; i < b->nsegs; i++)
+            ok = ok && b->segs[i].received >= b->segs[i].size;
+    }
+    if (!ok) {
+        sim_log(b, "RAM code at 0x%08x is not the expected stub: the board goes silent", entry);
+        sim_rom_reset(b);
+        b->mode = SIM_MODE_DEAD;
+        return;
+    }
+    sim_stub_start(b, at + SIM_T_STUB_START_NS);
+}
+
+/* ---- reset circuit ------------------------------------------------------------------------ */
+
+static void enter_reset(struct sim_board *b)
+{
+    if (b->mode == SIM_MODE_UNPLUGGED)
+        return;
+    drop_queue(b);
+    sim_rom_reset(b);
+    b->mode = SIM_MODE_RESET;
+    b->garbled = 0;
+    b->baud = b->chip->boot_baud;
+}
+
+/* EN has been high for the whole glitch filter: the chip runs and samples GPIO0 (§13.2). */
+static void release_reset(struct sim_board *b)
+{
+    int gpio0_low = b->dtr && !b->rts;
+    int download = (gpio0_low || b->boot_download) && !b->cfg.faults.no_download;
+    uint64_t at = b->now + SIM_T_BOOT_NS;
+
+    b->filter_end = 0;
+    b->line_due = 0;
+    if (b->mode == SIM_MODE_UNPLUGGED)
+        return;
+    b->reset_count++;
+    sim_log(b, "reset released: GPIO0 %s -> %s", gpio0_low ? "low" : "high",
+            download ? "download mode" : "flash boot");
+    if (download && b->cfg.chip == SIM_ESP8266)
+        boot_download(b, at, b->boot_download ? "1" : "2"); /* power-on vs external reset */
+    else if (download)
+        boot_download(b, at, "0x1 (POWERON_RESET)"); /* EN resets report power-on too */
+    else
+        sim_flash_boot(b, at, 0);
+    b->boot_download = 0;
+}
+
+static void apply_lines(struct sim_board *b)
+{
+    int en = !(b->rts && !b->dtr); /* §5.1: only RTS asserted alone pulls EN low */
+
+    if (!en) {
+        if (b->en_high || b->mode != SIM_MODE_RESET)
+            enter_reset(b);
+        b->en_high = 0;
+        b->filter_end = 0;
+        return;
+    }
+    if (!b->en_high) {
+        b->en_high = 1;
+        b->filter_end = b->now + SIM_T_GLITCH_NS;
+        arm_timer(b);
+    }
+}
+
+/* ---- receive ------------------------------------------------------------------------------ */
+
+static void on_frame(struct sim_board *b, size_t len)
+{
+    int is_sync = len >= 2 && b->rxbuf[0] == 0x00 && b->rxbuf[1] == 0x08;
+    int mismatch = b->host_baud && b->host_baud != b->baud;
+
+    b->frames_in++;
+    if (b->mode == SIM_MODE_ROM) {
+        if (mismatch && !is_sync)
+            return; /* garbage at the board's rate (§13.4) */
+        if (mismatch) {
+            sim_log(b, "autobaud: %u -> %u", b->baud, b->host_baud);
+            b->baud = b->host_baud;
+        }
+        sim_rom_frame(b, len);
+    } else if (b->mode == SIM_MODE_STUB) {
+        if (mismatch)
+            return; /* the stub does not autobaud */
+        sim_stub_frame(b, b->rxbuf, len);
+    }
+}
+
+/* The ROM's receiver (§15.1): a frame starts at 0xC0 and ends at the next 0xC0 (a run of 0xC0 is
+ * harmless); "DB x" with x not DC/DD reads as a plain x, so "DB C0" is a literal 0xC0. The stub
+ * drops a frame with a bad escape and waits for the next 0xC0 instead. Bytes are written over
+ * the previous frame's: a short frame runs with stale bytes after it. */
+static void rx_byte(struct sim_board *b, uint8_t c)
+{
+    int rom = b->mode == SIM_MODE_ROM;
+
+    if (!b->rx_in_frame) {
+        if (c == SLIP_END) {
+            b->rx_in_frame = 1;
+            b->rx_len = 0;
+            b->rx_escape = 0;
+            b->rx_drop = 0;
+        }
+        return;
+    }
+    if (b->rx_escape) {
+        b->rx_escape = 0;
+        if (c == SLIP_ESC_END)
+            c = SLIP_END;
+        else if (c == SLIP_ESC_ESC)
+            c = SLIP_ESC;
+        else if (!rom) {
+            b->rx_in_frame = 0;
+            return;
+        }
+    } else if (c == SLIP_ESC) {
+        b->rx_escape = 1;
+        return;
+    } else if (c == SLIP_END) {
+        if (b->rx_len == 0)
+            return;
+        b->rx_in_frame = 0;
+        if (!b->rx_drop)
+            on_frame(b, b->rx_len);
+        return;
+    }
+    if (b->rx_len < b->rx_cap)
+        b->rxbuf[b->rx_len++] = c;
+    else
+        b->rx_drop = 1; /* longer than any request: the frame is lost */
+}
+
+/* ---- the interface ----------------------------------------------------------------------- */
+
+struct sim_board *sim_board_new(const struct sim_board_cfg *cfg, const struct sim_board_ops *ops,
+                                void *ctx, struct es_err *err)
+{
+    struct sim_board *b;
+
+    if (!cfg || !ops || !ops->send || !ops->set_timer || !ops->unplug ||
+        (cfg->chip != SIM_ESP8266 && cfg->chip != SIM_ESP32) || (cfg->flash_size && !cfg->flash)) {
+        es_fail(err, ES_INVALID_ARG, "sim board: incomplete configuration or ops table");
+        return NULL;
+    }
+    b = calloc(1, sizeof(*b));
+    if (!b) {
+        es_fail(err, ES_NOMEM, "sim board %d: no memory for the board", cfg->slot);
+        return NULL;
+    }
+    b->rx_cap = 8 + 65536 + 16; /* a header plus the largest size field */
+    b->rxbuf = calloc(1, b->rx_cap);
+    if (!b->rxbuf) {
+        free(b);
+        es_fail(err, ES_NOMEM, "sim board %d: no memory for the receive buffer", cfg->slot);
+        return NULL;
+    }
+    b->cfg = *cfg;
+    b->chip = &sim_chip_table[cfg->chip];
+    b->ops = *ops;
+    b->ctx = ctx;
+    b->flash.mem = cfg->flash;
+    b->flash.size = cfg->flash_size;
+    b->flash.bad = cfg->faults.bad_flash;
+    b->flash.bad_addr = cfg->faults.bad_flash_addr;
+    b->rng = (cfg->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(cfg->slot + 1))) | 1;
+    b->mode = SIM_MODE_RESET;
+    b->baud = b->chip->boot_baud;
+    b->host_baud = 115200; /* until the host speaks, assume the usual first rate */
+    b->en_high = 1;
+    sim_rom_reset(b);
+    return b;
+}
+
+void sim_board_free(struct sim_board *b)
+{
+    if (!b)
+        return;
+    sim_rom_reset(b);
+    drop_queue(b);
+    free(b->rxbuf);
+    free(b);
+}
+
+void sim_board_start(struct sim_board *b, uint64_t now_ns)
+{
+    b->now = now_ns;
+    b->powered = 1;
+    b->boot_download = 1; /* power-on with BOOT held */
+    enter_reset(b);
+    b->en_high = !(b->rts && !b->dtr);
+    if (b->en_high)
+        release_reset(b);
+}
+
+void sim_board_set_lines(struct sim_board *b, int dtr, int rts, uint64_t now_ns)
+{
+    b->now = now_ns;
+    flush_due(b);
+    b->dtr = dtr != 0;
+    b->rts = rts != 0;
+    if (b->powered && b->mode != SIM_MODE_UNPLUGGED)
+        apply_lines(b);
+}
+
+void sim_board_rx(struct sim_board *b, const uint8_t *bytes, size_t n, uint32_t host_baud,
+                  uint64_t now_ns)
+{
+    b->now = now_ns;
+    flush_due(b);
+    b->host_baud = host_baud;
+    if (b->mode != SIM_MODE_ROM && b->mode != SIM_MODE_STUB)
+        return;
+    if (b->garbled) {
+        /* The board hears garbage at its wrong rate and answers it with garbage. */
+        uint8_t noise[64];
+        size_t k = n / 4 + 1 < sizeof(noise) ? n / 4 + 1 : sizeof(noise);
+
+        sim_send_raw(b, noise, k, b->now + SIM_T_CMD_NS, b->baud);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = bytes[i];
+
+        if (chance(b, b->cfg.faults.corrupt_rate))
+            c ^= (uint8_t)(1u << (sim_rand(b) & 7));
+        rx_byte(b, c);
+        if (b->mode != SIM_MODE_ROM && b->mode != SIM_MODE_STUB)
+            return; /* unplugged, crashed or left the loader on this frame */
+    }
+}
+
+void sim_board_on_timer(struct sim_board *b, uint64_t now_ns)
+{
+    b->now = now_ns;
+    if (b->filter_end && now_ns >= b->filter_end && b->en_high)
+        release_reset(b);
+    flush_due(b);
+    arm_timer(b);
+}
+
+uint32_t sim_board_baud(const struct sim_board *b)
+{
+    return b->baud;
+}
+
+void sim_board_stats(const struct sim_board *b, struct sim_board_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->frames_in = b->frames_in;
+    out->frames_out = b->frames_out;
+    out->flash_bytes_written = b->flash.bytes_written;
+    out->erases = b->flash.erases;
+    out->in_stub = b->mode == SIM_MODE_STUB;
+    out->app_running = b->mode == SIM_MODE_APP;
+}

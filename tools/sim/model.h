@@ -1,0 +1,193 @@
+/* Internals of the board model, shared by board.c (life cycle, lines, UART, boot), rom_model.c
+ * (the ROM loaders), rom_model_regs.c (registers) and stub_model.c (the flasher stub). Not part
+ * of the shell interface: the shell includes board.h only. */
+#ifndef SIM_MODEL_H
+#define SIM_MODEL_H
+
+#include <stdint.h>
+#include <zlib.h>
+
+#include "board.h"
+#include "flash.h"
+#include "stubimg.h"
+
+/* Board-time costs (§13.7). They are datasheet-typical guesses for 3 V SPI NOR flash, not numbers
+ * from the sources; all of espsim's timing comes from this one table. */
+#define SIM_T_BOOT_NS           (30ull * 1000000)   /* reset release -> boot text */
+#define SIM_T_GLITCH_NS         (5ull * 1000000)    /* EN must stay high this long (EN capacitor) */
+#define SIM_T_CMD_NS            (200ull * 1000)     /* decode and answer a simple command */
+#define SIM_T_SYNC_NS           (1ull * 1000000)    /* first SYNC reply (§15.1: ~1 ms) */
+#define SIM_T_ERASE_SECTOR_NS   (45ull * 1000000)   /* one 4 KiB sector */
+#define SIM_T_PROGRAM_KIB_NS    (3ull * 1000000)    /* program 1 KiB */
+#define SIM_T_MD5_MIB_NS        (100ull * 1000000)  /* MD5 over 1 MiB of flash */
+#define SIM_T_CHIP_ERASE_MIB_NS (2500ull * 1000000) /* stub ERASE_FLASH, per MiB of flash */
+#define SIM_T_STUB_START_NS     (10ull * 1000000)   /* MEM_END reply -> "OHAI" */
+#define SIM_T_APP_START_NS      (50ull * 1000000)   /* flash boot log -> application line */
+
+/* Facts about one simulated chip, as data (style.md §6). */
+struct sim_chip_desc {
+    const char *name;
+    uint32_t magic;          /* READ_REG 0x40001000 (§6.1) */
+    unsigned rom_status_len; /* 2 (ESP8266) or 4 (ESP32) status bytes in ROM replies (§2.3) */
+    uint32_t boot_baud;      /* rate of the ROM's own output before autobaud (§1.1) */
+    uint32_t uart_clk_hz;    /* UART clock: divider = uart_clk_hz / baud (§7.4) */
+    uint32_t uart_clkdiv_reg;
+    uint32_t spi_base, spi_usr, spi_usr1, spi_usr2, spi_miso_dlen, spi_w0; /* §7.5 */
+    uint32_t bootloader_offset;                                            /* §9.3 */
+    uint32_t rom_flash_limit; /* ROM refuses FLASH_BEGIN past this until SPI_SET_PARAMS */
+    int rom_has_esp32_ops;    /* SPI_ATTACH, READ_FLASH_SLOW, baud, deflate, MD5 (§3.1) */
+};
+extern const struct sim_chip_desc sim_chip_table[2];
+
+enum sim_mode {
+    SIM_MODE_RESET,     /* EN held low, or released but inside the glitch filter */
+    SIM_MODE_ROM,       /* ROM download loader */
+    SIM_MODE_STUB,      /* the uploaded flasher stub runs */
+    SIM_MODE_APP,       /* the application from flash runs; no protocol */
+    SIM_MODE_DEAD,      /* crashed or stuck until the next reset */
+    SIM_MODE_UNPLUGGED, /* fault: the port was closed for good */
+};
+
+/* A FLASH_BEGIN / FLASH_DEFL_BEGIN in progress. */
+struct sim_write {
+    int active;
+    int deflate;
+    uint32_t offset;     /* FLASH_BEGIN offset */
+    uint32_t ptr;        /* next byte lands here (running write pointer, §15) */
+    uint32_t blocks;     /* blocks announced */
+    uint32_t block_size; /* bytes per block announced */
+    uint32_t next_seq;
+    uint32_t remaining;  /* stub: bytes still expected (uncompressed) */
+    uint32_t erase_next; /* stub: first sector address not yet erased */
+    uint32_t erase_end;  /* stub: end of the region to erase just in time */
+    uint64_t expected;   /* bytes of DATA payload announced, for the unplug fault */
+    uint64_t received;   /* bytes of DATA payload received so far */
+    int clip;            /* stub: writes are cut to `remaining` (the padded last block) */
+    int overflow;        /* stub: more data arrived than announced */
+    int z_ready, z_done; /* deflate stream state */
+    z_stream z;
+};
+
+#define SIM_MAX_SEGS     8
+#define SIM_MAX_SEG_SIZE (512u * 1024) /* more than any ESP RAM; bytes past this are counted only  \
+                                        */
+
+struct sim_mem_seg {
+    uint32_t addr, size, received;
+    uint8_t *bytes; /* min(size, SIM_MAX_SEG_SIZE) bytes */
+};
+
+struct sim_deferred; /* output waiting for its time (board.c) */
+
+struct sim_board {
+    struct sim_board_cfg cfg;
+    const struct sim_chip_desc *chip;
+    struct sim_board_ops ops;
+    void *ctx;
+    struct sim_flash flash;
+    uint64_t now;
+    enum sim_mode mode;
+
+    /* Reset circuit (§5.1, §13.2). */
+    int dtr, rts;
+    int en_high;          /* EN as the circuit drives it now */
+    uint64_t filter_end;  /* when EN has been high long enough; 0 = no release pending */
+    int powered;          /* sim_board_start() was called */
+    int boot_download;    /* power-on boot goes to download mode regardless of GPIO0 */
+    unsigned reset_count; /* resets since power-on (rst cause in the boot text) */
+
+    /* UART (§13.4). */
+    uint32_t baud;      /* the board's rate now */
+    uint32_t host_baud; /* the host's rate as last reported (0 = always matches) */
+    int garbled;        /* fault baud-fail, or a stub given the wrong current baud */
+
+    /* Receive side: a ROM-style SLIP decoder into a buffer that keeps stale bytes (§15.1). */
+    uint8_t *rxbuf;
+    size_t rx_cap, rx_len;
+    int rx_in_frame, rx_escape, rx_drop;
+
+    /* Transmit side. */
+    uint8_t txbuf[8 + 64 + 4]; /* the ROM's reply buffer; unwritten bytes stay stale (§15) */
+    uint64_t busy_until;       /* the CPU is busy with earlier commands until then */
+    uint64_t line_due;         /* due time of the last queued output (keeps output in order) */
+    struct sim_deferred *q_head, *q_tail;
+
+    /* ROM loader state. */
+    int synced;
+    int sync_ignored; /* SYNCs ignored since reset (fault sync-after) */
+    int attached;     /* SPI flash attached (SPI_ATTACH, or FLASH_BEGIN on ESP8266) */
+    uint32_t flash_limit;
+    struct sim_write fw;
+    struct sim_write mw; /* MEM_BEGIN in progress (offset/blocks/seq only) */
+    struct sim_mem_seg segs[SIM_MAX_SEGS];
+    int nsegs;
+
+    /* Registers (rom_model_regs.c). */
+    uint32_t spi[64]; /* the SPI controller block, word per 4 bytes */
+    int spi_busy_reads;
+    struct {
+        uint32_t addr, value;
+    } regs[32];
+    int nregs;
+
+    /* Stub state (stub_model.c). */
+    int stub_error; /* error of a queued write, reported with the next command (§10.2) */
+    struct {
+        int active;
+        uint32_t addr, total, packet, window, sent, acked;
+        struct sim_md5 md5;
+    } rd;
+
+    uint64_t rng;
+    uint64_t frames_in, frames_out;
+};
+
+/* board.c: output and shared helpers. */
+void sim_log(struct sim_board *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+uint32_t sim_rand(struct sim_board *b);
+/* Puts raw bytes on the line at the given rate, no earlier than at_ns, after everything sent
+ * before. Applies the corrupt fault and rate-mismatch noise. */
+void sim_send_raw(struct sim_board *b, const uint8_t *bytes, size_t n, uint64_t at_ns,
+                  uint32_t baud);
+/* SLIP-encodes one packet and sends it at the board's rate. */
+void sim_send_frame(struct sim_board *b, const uint8_t *pkt, size_t n, uint64_t at_ns);
+/* When a command received now may start (the CPU finishes earlier work first). */
+uint64_t sim_cmd_start(struct sim_board *b);
+/* Applies the slow/mute fault to a reply for op: returns 0 if it must not be sent, else 1 and
+ * may move *at_ns later. */
+int sim_reply_allowed(struct sim_board *b, uint8_t op, uint64_t *at_ns);
+/* Counts DATA payload for the unplug fault; returns 1 if the board was just unplugged. */
+int sim_count_data(struct sim_board *b, uint32_t n);
+/* Programs n bytes at the write pointer and advances it; adds the time to *cost_ns. Returns 1
+ * when the bad-flash fault hit. With jit_erase (stub), erases the sectors ahead first. */
+int sim_write_data(struct sim_board *b, const uint8_t *data, uint32_t n, int jit_erase,
+                   uint64_t *cost_ns);
+/* Feeds compressed bytes to the write's inflater and programs what comes out. Returns 0 (more
+ * input wanted), 1 (stream complete), -1 (corrupt stream) or -2 (Adler-32 mismatch); *fault is
+ * set when the bad-flash fault hit. */
+int sim_inflate_data(struct sim_board *b, const uint8_t *in, uint32_t n, int jit_erase,
+                     uint64_t *cost_ns, int *fault);
+void sim_write_close(struct sim_write *w);
+/* Erase cost of n sectors. */
+uint64_t sim_erase_cost(uint32_t sectors);
+/* Boots from flash now (flash-boot log, then the application or the ROM's complaint). */
+void sim_flash_boot(struct sim_board *b, uint64_t at_ns, int soft);
+/* Soft reboot into the ROM loader (straps are not re-sampled: download mode again). */
+void sim_soft_reboot(struct sim_board *b, uint64_t at_ns);
+/* Jumps to the uploaded RAM code at entry: the stub if it matches, else silence. */
+void sim_run_ram(struct sim_board *b, uint32_t entry, uint64_t at_ns);
+
+/* rom_model.c */
+void sim_rom_reset(struct sim_board *b);
+void sim_rom_frame(struct sim_board *b, size_t len);
+
+/* rom_model_regs.c. mapped is set to 0 for an address the chip has nothing at. */
+uint32_t sim_regs_read(struct sim_board *b, uint32_t addr, int *mapped);
+void sim_regs_write(struct sim_board *b, uint32_t addr, uint32_t value, uint32_t mask);
+void sim_regs_reset(struct sim_board *b);
+
+/* stub_model.c */
+void sim_stub_start(struct sim_board *b, uint64_t at_ns);
+void sim_stub_frame(struct sim_board *b, const uint8_t *frame, size_t len);
+
+#endif
