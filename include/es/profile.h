@@ -103,7 +103,8 @@ struct profile {
  * Applies every rule that needs only the text (keys, types, ranges, alignment, sha256 format,
  * words the chip cannot encode when the chip is named). On success *out is a new profile whose
  * images are not loaded (image == NULL) and whose sha256 is that of text. On failure returns
- * -ES_PROFILE with err->msg "PATH:LINE:COL: what is wrong; what to write instead". */
+ * -ES_PROFILE (or -ES_NOMEM) with err->msg "PATH:LINE:COL: what is wrong; what to write
+ * instead". Never reads a file, so it is what the profile fuzzer drives. */
 int profile_parse(const char *path, const char *text, size_t len, struct profile **out,
                   struct es_err *err);
 
@@ -121,9 +122,11 @@ void profile_free(struct profile *p);
 
 /* The rules that depend on the board's chip and flash size, for a board that has been detected
  * (chip: auto, size: detect). chip must not be NULL; flash_size_bytes is the size the board
- * reported, or 0 when unknown. Uses the loaded images when present. Returns 0, or -ES_PROFILE,
- * -ES_IMAGE_CHIP, -ES_IMAGE_FORMAT or -ES_FLASH_SIZE with a file:line:col message naming the
- * image or setting at fault. Pure apart from reading p: safe inside a loop callback. */
+ * reported, or 0 when unknown. Uses the loaded images when present. Returns 0, or -ES_WRONG_CHIP
+ * (the profile names another chip), -ES_PROFILE, -ES_IMAGE_CHIP, -ES_IMAGE_FORMAT or
+ * -ES_FLASH_SIZE with a file:line:col message naming the image or setting at fault. No I/O, so it
+ * may run inside a loop callback; with chip: auto and a header to patch it copies the bootloader
+ * image once to try the patch. */
 int profile_check_board(const struct profile *p, const struct chip *chip, uint32_t flash_size_bytes,
                         struct es_err *err);
 

@@ -343,5 +343,7 @@ int profile_check_board(const struct profile *p, const struct chip *chip, uint32
         if (rc < 0)
             return rc;
     }
+    if (p->chip != NULL)
+        return 0; /* profile_load checked the headers against this chip already */
     return check_headers(p, chip, err);
 }
