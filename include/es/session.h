@@ -82,7 +82,7 @@ enum session_mode {
 
 struct session_config {
     int slot;
-    const char *port;                  /* borrowed for the session's life */
+    const char *port;                      /* borrowed for the session's life */
     const struct profile *const *profiles; /* a board takes the one whose chip matches */
     size_t n_profiles;
     const struct stub_image *stubs; /* indexed by enum chip_model; entries with chip NULL: none */

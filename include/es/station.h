@@ -23,8 +23,8 @@ struct station_config {
     char **ports; /* ports to use; with simulate they are added after the simulated ones */
     size_t n_ports;
     enum session_mode mode;
-    int simulate;             /* > 0: start espsim with this many boards */
-    char **sim_args;          /* extra espsim arguments (faults, --state ...) */
+    int simulate;    /* > 0: start espsim with this many boards */
+    char **sim_args; /* extra espsim arguments (faults, --state ...) */
     size_t n_sim_args;
     double sim_time_scale;    /* espsim --time-scale */
     const char *reports_root; /* NULL: the first profile's `reports` */

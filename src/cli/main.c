@@ -10,30 +10,31 @@
 #include "es/profile.h"
 #include "es/station.h"
 
-#define EXIT_PASS    0
-#define EXIT_FAILED  1
+#define EXIT_PASS     0
+#define EXIT_FAILED   1
 #define EXIT_BADINPUT 2
 
 static void usage(FILE *f)
 {
-    fputs("usage: espstation run PROFILE.yaml [PROFILE.yaml...] [options]\n"
-          "       espstation verify PROFILE.yaml [options]   QA: read back and compare, never write\n"
-          "       espstation check PROFILE.yaml              validate; print the plan\n"
-          "       espstation ports                           serial ports with USB identity\n"
-          "       espstation --version\n"
-          "\n"
-          "options for run and verify:\n"
-          "  -p, --port PORT        a port to use (repeatable): /dev/ttyUSB3, a glob in quotes\n"
-          "                         ('/dev/ttyUSB*'), or socket://host:port\n"
-          "      --simulate N       start the simulated bench (espsim) with N boards and use it\n"
-          "      --sim-arg ARG      pass ARG to espsim (repeatable), e.g. --sim-arg=--state=DIR\n"
-          "      --sim-time-scale X espsim --time-scale (default 1: real line and flash times)\n"
-          "      --reports DIR      reports directory (default: the profile's `reports`)\n"
-          "      --json             print machine-readable events, one JSON object per line\n"
-          "      --lines            plain timestamped lines even on a terminal\n"
-          "      --timeout-scale X  multiply every protocol timeout by X\n"
-          "  -v, --verbose          log every frame as hex\n",
-          f);
+    fputs(
+        "usage: espstation run PROFILE.yaml [PROFILE.yaml...] [options]\n"
+        "       espstation verify PROFILE.yaml [options]   QA: read back and compare, never write\n"
+        "       espstation check PROFILE.yaml              validate; print the plan\n"
+        "       espstation ports                           serial ports with USB identity\n"
+        "       espstation --version\n"
+        "\n"
+        "options for run and verify:\n"
+        "  -p, --port PORT        a port to use (repeatable): /dev/ttyUSB3, a glob in quotes\n"
+        "                         ('/dev/ttyUSB*'), or socket://host:port\n"
+        "      --simulate N       start the simulated bench (espsim) with N boards and use it\n"
+        "      --sim-arg ARG      pass ARG to espsim (repeatable), e.g. --sim-arg=--state=DIR\n"
+        "      --sim-time-scale X espsim --time-scale (default 1: real line and flash times)\n"
+        "      --reports DIR      reports directory (default: the profile's `reports`)\n"
+        "      --json             print machine-readable events, one JSON object per line\n"
+        "      --lines            plain timestamped lines even on a terminal\n"
+        "      --timeout-scale X  multiply every protocol timeout by X\n"
+        "  -v, --verbose          log every frame as hex\n",
+        f);
 }
 
 struct options {
@@ -78,7 +79,15 @@ static int parse_double(const char *opt, const char *text, double *out)
 /* Parses argv into o. Returns 0, or EXIT_BADINPUT after printing what is wrong. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    enum { OPT_SIM = 256, OPT_SIM_ARG, OPT_SIM_SCALE, OPT_REPORTS, OPT_JSON, OPT_LINES, OPT_TSCALE };
+    enum {
+        OPT_SIM = 256,
+        OPT_SIM_ARG,
+        OPT_SIM_SCALE,
+        OPT_REPORTS,
+        OPT_JSON,
+        OPT_LINES,
+        OPT_TSCALE
+    };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, 'p'},
         {"simulate", required_argument, NULL, OPT_SIM},
@@ -181,8 +190,7 @@ static int load_profiles(const struct options *o, struct profile **profiles)
 }
 
 /* Expands the ports of the command line, else those of the first profile. */
-static int resolve_ports(const struct options *o, const struct profile *p, char ***ports,
-                         size_t *n)
+static int resolve_ports(const struct options *o, const struct profile *p, char ***ports, size_t *n)
 {
     struct es_err err;
     char **names;

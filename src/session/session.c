@@ -29,8 +29,8 @@
 #define CHIP_ERASE_TIMEOUT_MS 120000
 #define BLOCK_RETRIES         3 /* restarts of one image after a refused or lost block (§8.5) */
 #define RESET_HOLD_MS         100
-#define RESET_BOOT_MS         50  /* GPIO0 held low after EN rises; 550 on alternate attempts */
-#define RESET_DRAIN_MS        50  /* boot text drained before the first SYNC (§4) */
+#define RESET_BOOT_MS         50 /* GPIO0 held low after EN rises; 550 on alternate attempts */
+#define RESET_DRAIN_MS        50 /* boot text drained before the first SYNC (§4) */
 #define DECODER_CAP           (20 * 1024)
 
 enum state {
@@ -585,8 +585,8 @@ static void identify_done(struct session *s, const struct rom_reply *r)
     }
     memcpy(s->rep.mac, s->info.mac, 6);
     s->rep.mac_valid = true;
-    s->rep.chip_revision = s->info.rev_major >= 0 ? s->info.rev_major * 100 + s->info.rev_minor
-                                                  : -1;
+    s->rep.chip_revision =
+        s->info.rev_major >= 0 ? s->info.rev_major * 100 + s->info.rev_minor : -1;
     {
         char mac[18];
         chip_format_mac(s->info.mac, mac);
@@ -634,8 +634,8 @@ static void enter_stub_data(struct session *s)
 
     if (n > s->chip->mem_block_size)
         n = s->chip->mem_block_size;
-    send_cmd(s, rom_encode_mem_data(pkt_buf, sizeof(pkt_buf), s->mem_seq, seg->bytes + s->mem_off,
-                                    n),
+    send_cmd(s,
+             rom_encode_mem_data(pkt_buf, sizeof(pkt_buf), s->mem_seq, seg->bytes + s->mem_off, n),
              0, CMD_TIMEOUT_MS);
 }
 
@@ -686,8 +686,8 @@ static void enter_baud(struct session *s)
     if (want == s->baud ||
         (s->loader != ROM_LOADER_STUB && !chip_has(s->chip, CHIP_ROM_CHANGE_BAUD))) {
         if (want != s->baud)
-            note(s, "baud", "the %s ROM cannot change baud rate; staying at %u",
-                 s->chip->display, s->baud);
+            note(s, "baud", "the %s ROM cannot change baud rate; staying at %u", s->chip->display,
+                 s->baud);
         goto_state(s, ST_ATTACH);
         return;
     }
@@ -749,9 +749,7 @@ static void rdid_send(struct session *s)
     switch (st->op) {
     case CHIP_REG_SAVE:
     case CHIP_REG_POLL:
-    case CHIP_REG_RESULT:
-        len = rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), st->addr);
-        break;
+    case CHIP_REG_RESULT: len = rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), st->addr); break;
     case CHIP_REG_RESTORE:
         value = s->rdid_saved[st->value];
         /* fall through */
@@ -883,8 +881,8 @@ static void enter_erase(struct session *s)
         send_cmd(s, rom_encode_erase_flash(pkt_buf, sizeof(pkt_buf)), 0, CHIP_ERASE_TIMEOUT_MS);
         return;
     }
-    b.size = s->loader == ROM_LOADER_ESP8266 ? rom_esp8266_erase_size(0, s->flash_size)
-                                             : s->flash_size;
+    b.size =
+        s->loader == ROM_LOADER_ESP8266 ? rom_esp8266_erase_size(0, s->flash_size) : s->flash_size;
     b.block_size = ROM_FLASH_BLOCK;
     send_cmd(s, rom_encode_flash_begin(pkt_buf, sizeof(pkt_buf), &b), 0,
              per_mb_timeout(s->flash_size, ERASE_MS_PER_MB));
@@ -897,8 +895,8 @@ static void enter_erase(struct session *s)
 static int load_payload(struct session *s, struct es_err *err)
 {
     s->compressed = s->loader == ROM_LOADER_STUB;
-    return s->cb.get_payload(s, s->profile, s->img, s->chip, &s->params, s->compressed,
-                             &s->payload, err, s->arg);
+    return s->cb.get_payload(s, s->profile, s->img, s->chip, &s->params, s->compressed, &s->payload,
+                             err, s->arg);
 }
 
 static size_t stream_size(const struct session *s)
@@ -948,8 +946,7 @@ static void enter_write_begin(struct session *s)
 
 static void enter_write_data(struct session *s)
 {
-    const uint8_t *stream =
-        s->compressed ? s->payload->zdata : s->payload->prepared->data;
+    const uint8_t *stream = s->compressed ? s->payload->zdata : s->payload->prepared->data;
     size_t n = stream_size(s) - s->off;
     size_t len;
     uint64_t timeout = CMD_TIMEOUT_MS;
@@ -1028,8 +1025,8 @@ static int write_retry(struct session *s, const struct es_err *why)
     if (++s->image_restarts > BLOCK_RETRIES)
         return -1;
     note(s, "retry", "image at 0x%05x, block %u: %s; restarting the image (%u of %d)",
-         s->payload != NULL ? s->payload->prepared->offset : 0, s->seq, why->msg,
-         s->image_restarts, BLOCK_RETRIES);
+         s->payload != NULL ? s->payload->prepared->offset : 0, s->seq, why->msg, s->image_restarts,
+         BLOCK_RETRIES);
     goto_state(s, ST_WRITE_BEGIN);
     return 0;
 }
@@ -1247,8 +1244,8 @@ static void on_step_timeout(uv_timer_t *t)
     }
     /* Read-only commands may be sent again. */
     if (s->waiting && s->state != ST_ERASE && s->state != ST_BAUD && ++s->attempt < CMD_RETRIES) {
-        note(s, "retry", "no reply to %s; try %d of %d", rom_op_name(s->pending_op),
-             s->attempt + 1, CMD_RETRIES);
+        note(s, "retry", "no reply to %s; try %d of %d", rom_op_name(s->pending_op), s->attempt + 1,
+             CMD_RETRIES);
         s->waiting = 0;
         enter_state(s);
         return;

@@ -249,8 +249,8 @@ static int get_payload(struct session *s, const struct profile *p, size_t i,
         e = calloc(1, sizeof(*e));
         if (e == NULL)
             return es_fail(err, ES_NOMEM, "out of memory preparing an image");
-        if (image_prepare(chip, pi->image->data, pi->image->size, pi->offset, params,
-                          &e->prepared, err) < 0) {
+        if (image_prepare(chip, pi->image->data, pi->image->size, pi->offset, params, &e->prepared,
+                          err) < 0) {
             free(e);
             return -(int)err->code;
         }
@@ -400,19 +400,19 @@ static void on_done(struct session *s, void *arg)
     struct es_err err;
     char mac[18] = "";
 
-    if (report_write_device(st->run_dir, rep, slot->report_file, sizeof(slot->report_file),
-                            &err) < 0) {
+    if (report_write_device(st->run_dir, rep, slot->report_file, sizeof(slot->report_file), &err) <
+        0) {
         fprintf(stderr, "espstation: slot %d (%s): %s\n", slot->index, slot->port, err.msg);
         slot->report_file[0] = '\0';
     }
     if (rep->mac_valid)
         chip_format_mac(rep->mac, mac);
     journal_event(st, slot, "done",
-                  json_pack("{ss ss* ss* ss* ss}", "result", report_result_name(rep->result),
-                            "mac", rep->mac_valid ? mac : NULL, "error",
+                  json_pack("{ss ss* ss* ss* ss}", "result", report_result_name(rep->result), "mac",
+                            rep->mac_valid ? mac : NULL, "error",
                             rep->result == REPORT_PASS ? NULL : es_code_name(rep->error.code),
-                            "message", rep->result == REPORT_PASS ? NULL : rep->error.msg,
-                            "report", slot->report_file));
+                            "message", rep->result == REPORT_PASS ? NULL : rep->error.msg, "report",
+                            slot->report_file));
     if (st->journal_ok && journal_sync(&st->journal, &err) < 0)
         fprintf(stderr, "espstation: %s\n", err.msg);
     if (!st->live && st->cfg->output != STATION_OUTPUT_JSON)
@@ -477,9 +477,8 @@ static int load_stubs(struct station *st, struct es_err *err)
         }
     }
     for (int m = 0; m < CHIP_MODEL_COUNT; m++) {
-        if (want[m] &&
-            stub_load(stub_default_dir(), chip_by_model((enum chip_model)m), &st->stubs[m], err) <
-                0)
+        if (want[m] && stub_load(stub_default_dir(), chip_by_model((enum chip_model)m),
+                                 &st->stubs[m], err) < 0)
             return -(int)err->code;
     }
     return 0;
@@ -603,9 +602,8 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
         uv_timer_start(&st.ui_timer, on_ui_timer, 0, UI_REDRAW_MS);
 
     journal_event(&st, NULL, "run_start",
-                  json_pack("{ss si ss}", "profile", cfg->profiles[0]->name, "boards",
-                            (int)n_ports, "mode",
-                            cfg->mode == SESSION_VERIFY ? "verify" : "flash"));
+                  json_pack("{ss si ss}", "profile", cfg->profiles[0]->name, "boards", (int)n_ports,
+                            "mode", cfg->mode == SESSION_VERIFY ? "verify" : "flash"));
     rc = start_sessions(&st, ports, n_ports, err);
     if (rc < 0) {
         /* Sessions already started still end through on_done; stop the rest. */
@@ -630,8 +628,7 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
     write_run_summary(&st, res);
     journal_event(&st, NULL, "run_end",
                   json_pack("{sI sI sI}", "passed", (json_int_t)res->passed, "failed",
-                            (json_int_t)res->failed, "interrupted",
-                            (json_int_t)res->interrupted));
+                            (json_int_t)res->failed, "interrupted", (json_int_t)res->interrupted));
     journal_close(&st.journal, NULL);
     for (size_t i = 0; i < st.n_slots; i++)
         session_free(st.slots[i].session);

@@ -19,6 +19,7 @@
 //              journal                (journal.jsonl: every line is whole JSON, one done per slot)
 //              reports N              (N device reports in the run directory)
 import { spawn, execFileSync } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -211,9 +212,18 @@ async function runCase(file) {
       for (const img of rep ? rep.images : []) {
         const data = fs.readFileSync(Object.values(images).find((i) => img.file === i.path).path);
         const got = flash.subarray(img.offset, img.offset + data.length);
-        // Bytes 2-3 of a firmware image at the bootloader offset may be patched (mode/freq/size).
+        // Bytes 2-3 of a firmware image at the bootloader offset may be patched (mode/freq/size);
+        // an ESP32 image with an appended SHA-256 then carries a recomputed digest, which must be
+        // the digest of what is in flash (protocol doc §9.3).
+        let end = data.length;
+        const digest = (buf, n) => crypto.createHash("sha256").update(buf.subarray(0, n)).digest();
+        if (data[0] === 0xe9 && data[23] === 1 && digest(data, end - 32).equals(data.subarray(end - 32))) {
+          end -= 32;
+          check(digest(got, end).equals(got.subarray(end, end + 32)),
+            `slot ${slot}: the appended SHA-256 in flash does not match the flashed image`);
+        }
         let diff = -1;
-        for (let i = 0; i < data.length; i++)
+        for (let i = 0; i < end; i++)
           if (got[i] !== data[i] && !(i === 2 || i === 3)) { diff = i; break; }
         check(diff === -1, `slot ${slot}: flash differs from ${img.file} at +0x${diff.toString(16)}`);
       }
