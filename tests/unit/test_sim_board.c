@@ -1,0 +1,1331 @@
+/* espsim's board model driven through board.h with a fake ops table that records every byte the
+ * board puts on the line; replies are checked byte for byte against the protocol document's
+ * vectors (§12) and its observed-ROM rules (§15). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include <cmocka.h>
+
+#include "board.h"
+#include "es/le.h"
+#include "es/slip.h"
+#include "flash.h"
+#include "stubimg.h"
+
+#define FLASH_SIZE (4u * 1024 * 1024)
+#define MS         1000000ull
+
+struct fake {
+    uint8_t *out; /* every byte sent, in order */
+    size_t n, cap;
+    uint64_t last_not_before;
+    uint32_t last_baud;
+    uint64_t timer;
+    int timer_set;
+    int unplugged;
+    uint64_t now;
+    struct sim_board *b;
+    uint8_t *flash;
+    uint32_t host_baud;
+    enum sim_chip cfg_chip;
+};
+
+static void on_send(void *ctx, const uint8_t *bytes, size_t n, uint64_t not_before_ns,
+                    uint32_t baud)
+{
+    struct fake *f = ctx;
+
+    if (f->n + n > f->cap) {
+        f->cap = (f->n + n) * 2;
+        f->out = realloc(f->out, f->cap);
+        assert_non_null(f->out);
+    }
+    memcpy(f->out + f->n, bytes, n);
+    f->n += n;
+    assert_true(not_before_ns >= f->last_not_before); /* output stays in order */
+    f->last_not_before = not_before_ns;
+    f->last_baud = baud;
+}
+
+static void on_set_timer(void *ctx, uint64_t at_ns)
+{
+    struct fake *f = ctx;
+
+    f->timer = at_ns;
+    f->timer_set = 1;
+}
+
+static void on_unplug(void *ctx)
+{
+    ((struct fake *)ctx)->unplugged++;
+}
+
+static const struct sim_board_ops fake_ops = {on_send, on_set_timer, on_unplug, NULL};
+
+/* Runs board time forward until nothing is pending. */
+static void settle(struct fake *f)
+{
+    for (int i = 0; i < 100000 && f->timer_set; i++) {
+        f->timer_set = 0;
+        if (f->timer > f->now)
+            f->now = f->timer;
+        sim_board_on_timer(f->b, f->now);
+    }
+}
+
+static struct fake *fake_new(enum sim_chip chip, const struct sim_faults *faults,
+                             const struct sim_stub_images *stubs)
+{
+    struct fake *f = calloc(1, sizeof(*f));
+    struct sim_board_cfg cfg;
+    struct es_err err;
+
+    assert_non_null(f);
+    f->flash = malloc(FLASH_SIZE);
+    assert_non_null(f->flash);
+    memset(f->flash, 0xFF, FLASH_SIZE);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.slot = 0;
+    cfg.chip = chip;
+    f->cfg_chip = chip;
+    if (chip == SIM_ESP8266)
+        memcpy(cfg.mac, "\x18\xfe\x34\xa1\xb2\xc3", 6);
+    else
+        memcpy(cfg.mac, "\x24\x0a\xc4\x12\x34\x56", 6);
+    cfg.flash_id = 0x1640EF;
+    cfg.flash = f->flash;
+    cfg.flash_size = FLASH_SIZE;
+    if (faults)
+        cfg.faults = *faults;
+    cfg.stubs = stubs;
+    cfg.seed = 42;
+    f->host_baud = 115200;
+    f->b = sim_board_new(&cfg, &fake_ops, f, &err);
+    assert_non_null(f->b);
+    f->now = 1000;
+    sim_board_start(f->b, f->now);
+    settle(f);
+    return f;
+}
+
+static void fake_free(struct fake *f)
+{
+    sim_board_free(f->b);
+    free(f->out);
+    free(f->flash);
+    free(f);
+}
+
+/* Where text occurs in the output so far, or NULL. */
+static const uint8_t *find_text(const struct fake *f, const char *text)
+{
+    size_t k = strlen(text);
+
+    for (size_t i = 0; i + k <= f->n; i++)
+        if (memcmp(f->out + i, text, k) == 0)
+            return f->out + i;
+    return NULL;
+}
+
+static void clear_out(struct fake *f)
+{
+    f->n = 0;
+}
+
+/* Sends one request and lets the board finish answering it. */
+static void request(struct fake *f, uint8_t op, const uint8_t *data, size_t len, uint32_t chk)
+{
+    uint8_t *pkt = malloc(8 + len);
+    uint8_t *wire = malloc(slip_encoded_max(8 + len));
+    size_t n;
+
+    assert_non_null(pkt);
+    assert_non_null(wire);
+    pkt[0] = 0;
+    pkt[1] = op;
+    es_put_le16(pkt + 2, (uint16_t)len);
+    es_put_le32(pkt + 4, chk);
+    if (len)
+        memcpy(pkt + 8, data, len);
+    n = slip_encode(pkt, 8 + len, wire, slip_encoded_max(8 + len));
+    f->now += MS;
+    sim_board_rx(f->b, wire, n, f->host_baud, f->now);
+    settle(f);
+    free(pkt);
+    free(wire);
+}
+
+static void request_words(struct fake *f, uint8_t op, int nwords, ...)
+{
+    uint8_t data[64];
+    va_list ap;
+
+    va_start(ap, nwords);
+    for (int i = 0; i < nwords; i++)
+        es_put_le32(data + 4 * i, va_arg(ap, uint32_t));
+    va_end(ap);
+    request(f, op, data, 4 * (size_t)nwords, 0);
+}
+
+static uint8_t checksum(const uint8_t *p, size_t n)
+{
+    uint8_t s = 0xEF;
+
+    for (size_t i = 0; i < n; i++)
+        s ^= p[i];
+    return s;
+}
+
+static void data_block(struct fake *f, uint8_t op, const uint8_t *data, uint32_t len, uint32_t seq)
+{
+    uint8_t *p = calloc(1, 16 + len);
+
+    assert_non_null(p);
+    es_put_le32(p, len);
+    es_put_le32(p + 4, seq);
+    memcpy(p + 16, data, len);
+    request(f, op, p, 16 + len, checksum(data, len));
+    free(p);
+}
+
+/* Frames decoded from everything the board sent since the last clear_out(). */
+struct frames {
+    int n;
+    size_t len[64];
+    uint8_t data[64][80];
+};
+
+static void collect(void *arg, const uint8_t *frame, size_t len)
+{
+    struct frames *fr = arg;
+
+    if (fr->n < 64) {
+        fr->len[fr->n] = len;
+        memcpy(fr->data[fr->n], frame, len < 80 ? len : 80);
+        fr->n++;
+    }
+}
+
+static void decode(struct fake *f, struct frames *fr)
+{
+    static uint8_t buf[SLIP_MAX_FRAME];
+    struct slip_decoder d;
+
+    memset(fr, 0, sizeof(*fr));
+    slip_decoder_init(&d, buf, sizeof(buf), collect, NULL, fr);
+    slip_decoder_feed(&d, f->out, f->n);
+    clear_out(f);
+}
+
+/* Exactly one reply frame, returned. */
+static const uint8_t *one_reply(struct fake *f, size_t expect_len)
+{
+    static struct frames fr;
+
+    decode(f, &fr);
+    assert_int_equal(fr.n, 1);
+    assert_int_equal(fr.len[0], expect_len);
+    return fr.data[0];
+}
+
+static void sync_board(struct fake *f)
+{
+    uint8_t s[36] = {0x07, 0x07, 0x12, 0x20};
+
+    memset(s + 4, 0x55, 32);
+    request(f, 0x08, s, sizeof(s), 0);
+}
+
+/* Status bytes in this board's replies: ROM 2 (ESP8266) or 4 (ESP32); the stub 2. */
+static size_t slen(struct fake *f)
+{
+    struct sim_board_stats st;
+
+    sim_board_stats(f->b, &st);
+    return st.in_stub ? 2 : (f->flash && f->cfg_chip == SIM_ESP32 ? 4 : 2);
+}
+
+static uint32_t read_reg(struct fake *f, uint32_t addr)
+{
+    const uint8_t *r;
+
+    clear_out(f);
+    request_words(f, 0x0A, 1, addr);
+    r = one_reply(f, 8 + slen(f));
+    assert_int_equal(r[0], 0x01);
+    assert_int_equal(r[1], 0x0A);
+    assert_int_equal(r[8], 0x00);
+    return es_get_le32(r + 4);
+}
+
+static void write_reg(struct fake *f, uint32_t addr, uint32_t value)
+{
+    const uint8_t *r;
+
+    clear_out(f);
+    request_words(f, 0x09, 4, addr, value, 0xFFFFFFFFu, 0u);
+    r = one_reply(f, 8 + slen(f));
+    assert_int_equal(r[1], 0x09);
+    assert_int_equal(r[8], 0x00);
+}
+
+/* §7.5: RDID through the SPI controller, exactly as esptool drives it. */
+static uint32_t read_flash_id(struct fake *f)
+{
+    int esp8266 = f->cfg_chip == SIM_ESP8266;
+    uint32_t base = esp8266 ? 0x60000200u : 0x3FF42000u;
+    uint32_t w0 = base + (esp8266 ? 0x40u : 0x80u);
+    uint32_t usr = read_reg(f, base + 0x1C), usr2 = read_reg(f, base + 0x24), id;
+    int i;
+
+    if (esp8266)
+        write_reg(f, base + 0x20, 0x00001700);
+    else
+        write_reg(f, base + 0x2C, 0x17);
+    write_reg(f, base + 0x1C, 0x90000000);
+    write_reg(f, base + 0x24, 0x7000009F);
+    write_reg(f, w0, 0);
+    write_reg(f, base, 0x00040000);
+    for (i = 0; i < 10; i++)
+        if ((read_reg(f, base) & 0x00040000) == 0)
+            break;
+    assert_true(i < 10);
+    id = read_reg(f, w0);
+    write_reg(f, base + 0x1C, usr);
+    write_reg(f, base + 0x24, usr2);
+    return id;
+}
+
+static void expect_status(struct fake *f, uint8_t op, uint8_t status, uint8_t error)
+{
+    const uint8_t *r = one_reply(f, 8 + slen(f));
+
+    assert_int_equal(r[0], 0x01);
+    assert_int_equal(r[1], op);
+    assert_int_equal(es_get_le16(r + 2), slen(f));
+    assert_int_equal(r[8], status);
+    if (status)
+        assert_int_equal(r[9], error);
+}
+
+/* V-1: eight identical replies, value = the SYNC payload's first word. */
+static void test_sync_replies(void **state)
+{
+    static const uint8_t esp8266[] = {0x01, 0x08, 0x02, 0x00, 0x07, 0x07, 0x12, 0x20, 0x00, 0x00};
+    static const uint8_t esp32[] = {0x01, 0x08, 0x04, 0x00, 0x07, 0x07,
+                                    0x12, 0x20, 0x00, 0x00, 0x00, 0x00};
+    struct frames fr;
+    struct fake *f;
+
+    (void)state;
+    f = fake_new(SIM_ESP8266, NULL, NULL);
+    clear_out(f);
+    sync_board(f);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 8);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(fr.len[i], sizeof(esp8266));
+        assert_memory_equal(fr.data[i], esp8266, sizeof(esp8266));
+    }
+    fake_free(f);
+
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    decode(f, &fr); /* boot text only: no frame */
+    assert_int_equal(fr.n, 0);
+    sync_board(f);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 8);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(fr.len[i], sizeof(esp32));
+        assert_memory_equal(fr.data[i], esp32, sizeof(esp32));
+    }
+    fake_free(f);
+}
+
+static void test_boot_text(void **state)
+{
+    struct fake *f;
+
+    (void)state;
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    assert_non_null(find_text(f, "waiting for download"));
+    assert_int_equal(f->last_baud, 115200);
+    fake_free(f);
+    /* ESP8266: 74880 baud text reaches a 115200 host as noise (§13.3) */
+    f = fake_new(SIM_ESP8266, NULL, NULL);
+    assert_true(f->n > 10);
+    assert_null(find_text(f, "ets Jan"));
+    assert_int_equal(f->last_baud, 74880);
+    fake_free(f);
+}
+
+/* V-2 */
+static void test_read_reg_magic(void **state)
+{
+    static const uint8_t v2_8266[] = {0x01, 0x0A, 0x02, 0x00, 0x01, 0xC1, 0xF0, 0xFF, 0x00, 0x00};
+    static const uint8_t v2_32[] = {0x01, 0x0A, 0x04, 0x00, 0x83, 0x1D,
+                                    0xF0, 0x00, 0x00, 0x00, 0x00, 0x00};
+    struct fake *f;
+
+    (void)state;
+    f = fake_new(SIM_ESP8266, NULL, NULL);
+    sync_board(f);
+    clear_out(f);
+    request_words(f, 0x0A, 1, 0x40001000u);
+    assert_memory_equal(one_reply(f, sizeof(v2_8266)), v2_8266, sizeof(v2_8266));
+    fake_free(f);
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    sync_board(f);
+    clear_out(f);
+    request_words(f, 0x0A, 1, 0x40001000u);
+    assert_memory_equal(one_reply(f, sizeof(v2_32)), v2_32, sizeof(v2_32));
+    fake_free(f);
+}
+
+/* §7.1/§7.2 decoding rules (V-13) give back the configured MAC; the UART divider gives the
+ * crystal (§7.4). */
+static void test_mac_registers(void **state)
+{
+    struct fake *f;
+    uint32_t mac0, mac1, mac3, w1, w2, div;
+
+    (void)state;
+    f = fake_new(SIM_ESP8266, NULL, NULL);
+    sync_board(f);
+    mac0 = read_reg(f, 0x3FF00050);
+    mac1 = read_reg(f, 0x3FF00054);
+    mac3 = read_reg(f, 0x3FF0005C);
+    assert_int_equal(mac3, 0);
+    assert_int_equal((mac1 >> 16) & 0xFF, 0); /* OUI 18:fe:34 */
+    assert_int_equal(mac1 & 0xFFFF, 0xA1B2);
+    assert_int_equal(mac0 >> 24, 0xC3);
+    assert_int_equal(mac0 & (1u << 4), 0); /* not an ESP8285 */
+    div = read_reg(f, 0x60000014) & 0xFFFFF;
+    assert_true(115200.0 * div / 1e6 / 2 > 25 && 115200.0 * div / 1e6 / 2 < 27);
+    fake_free(f);
+
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    sync_board(f);
+    w1 = read_reg(f, 0x3FF5A004);
+    w2 = read_reg(f, 0x3FF5A008);
+    assert_int_equal(w1, 0xC4123456);
+    assert_int_equal(w2 & 0xFFFF, 0x240A);
+    div = read_reg(f, 0x3FF40014) & 0xFFFFF;
+    assert_true(115200.0 * div / 1e6 > 39 && 115200.0 * div / 1e6 < 41);
+    /* revision 3: eFuse word 3 bit 15, word 5 bit 20, APB date bit 31 */
+    assert_true(read_reg(f, 0x3FF5A00C) & (1u << 15));
+    assert_true(read_reg(f, 0x3FF5A014) & (1u << 20));
+    assert_true(read_reg(f, 0x3FF6607C) & (1u << 31));
+    fake_free(f);
+}
+
+static void test_rdid(void **state)
+{
+    struct fake *f;
+
+    (void)state;
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    sync_board(f);
+    assert_int_equal(read_flash_id(f), 0xFFFFFF); /* no SPI_ATTACH yet: nothing answers */
+    clear_out(f);
+    request_words(f, 0x0D, 2, 0u, 0u);
+    expect_status(f, 0x0D, 0, 0);
+    assert_int_equal(read_flash_id(f), 0x1640EF);
+    fake_free(f);
+
+    f = fake_new(SIM_ESP8266, NULL, NULL);
+    sync_board(f);
+    clear_out(f);
+    request_words(f, 0x02, 4, 0u, 0u, 0x400u, 0u); /* FLASH_BEGIN(0,0) attaches (§3.8) */
+    expect_status(f, 0x02, 0, 0);
+    assert_int_equal(read_flash_id(f), 0x1640EF);
+    fake_free(f);
+}
+
+static void fill_pattern(uint8_t *p, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(seed + i * 7 + (i >> 8));
+}
+
+static void test_flash_write_esp32(void **state)
+{
+    uint8_t img[0x1000];
+    struct fake *f;
+
+    (void)state;
+    fill_pattern(img, sizeof(img), 3);
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    sync_board(f);
+    clear_out(f);
+    request_words(f, 0x02, 4, 0x1000u, 4u, 0x400u, 0x10000u);
+    expect_status(f, 0x02, 1, 0x06); /* §13.5: FLASH_BEGIN before SPI_ATTACH */
+    request_words(f, 0x0D, 2, 0u, 0u);
+    clear_out(f);
+    request_words(f, 0x02, 4, 0x1000u, 4u, 0x400u, 0x10000u);
+    expect_status(f, 0x02, 0, 0);
+    for (uint32_t i = 0; i < 4; i++) {
+        data_block(f, 0x03, img + i * 0x400, 0x400, i);
+        expect_status(f, 0x03, 0, 0);
+    }
+    assert_memory_equal(f->flash + 0x10000, img, sizeof(img));
+    /* §15.1: unaligned offset and 5-word FLASH_BEGIN are refused */
+    request_words(f, 0x02, 4, 0x1000u, 4u, 0x400u, 0x10800u);
+    expect_status(f, 0x02, 1, 0x06);
+    request_words(f, 0x02, 5, 0x1000u, 4u, 0x400u, 0x10000u, 0u);
+    expect_status(f, 0x02, 1, 0x05);
+    request_words(f, 0x02, 4, 0x10000u, 1u, 0x4000u, 0x20000u);
+    expect_status(f, 0x02, 1, 0x05);
+    fake_free(f);
+}
+
+/* §8.3's table: the ESP8266 ROM erases x + min(head, x) sectors for a request of x sectors. */
+static void test_esp8266_erase_bug(void **state)
+{
+    static const struct {
+        uint32_t offset, sent, erased;
+    } cases[] = {
+        {0x0, 0x1000, 2},      {0x0, 0x8000, 16},   {0x0, 0x30000, 64},   {0x3000, 0x1000, 2},
+        {0x3000, 0x13000, 32}, {0xF000, 0x2000, 3}, {0x8000, 0x5000, 10},
+    };
+
+    (void)state;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        struct fake *f = fake_new(SIM_ESP8266, NULL, NULL);
+        uint32_t end = cases[c].offset + cases[c].erased * 0x1000;
+
+        memset(f->flash, 0x00, 0x80000);
+        sync_board(f);
+        clear_out(f);
+        request_words(f, 0x02, 4, cases[c].sent, 1u, 0x400u, cases[c].offset);
+        expect_status(f, 0x02, 0, 0);
+        for (uint32_t a = cases[c].offset; a < end; a += 0x1000)
+            assert_int_equal(f->flash[a + 0xFFF], 0xFF);
+        assert_int_equal(f->flash[end], 0x00); /* the next sector is untouched */
+        if (cases[c].offset)
+            assert_int_equal(f->flash[cases[c].offset - 1], 0x00);
+        fake_free(f);
+    }
+}
+
+/* §15: a bad checksum gets 01 07 and still advances the sequence: the retry gets 01 05, seq+1 is
+ * taken and lands where the refused block should have (running write pointer). */
+static void test_bad_checksum_then_retry(void **state)
+{
+    uint8_t blk[0x400];
+    uint8_t pkt[16 + 0x400];
+    struct fake *f;
+
+    (void)state;
+    fill_pattern(blk, sizeof(blk), 9);
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    sync_board(f);
+    request_words(f, 0x0D, 2, 0u, 0u);
+    request_words(f, 0x02, 4, 0x800u, 2u, 0x400u, 0x20000u);
+    clear_out(f);
+    memset(pkt, 0, 16);
+    es_put_le32(pkt, 0x400);
+    memcpy(pkt + 16, blk, sizeof(blk));
+    request(f, 0x03, pkt, sizeof(pkt), checksum(blk, sizeof(blk)) ^ 0x5A);
+    expect_status(f, 0x03, 1, 0x07);
+    data_block(f, 0x03, blk, 0x400, 0); /* same sequence: refused */
+    expect_status(f, 0x03, 1, 0x05);
+    data_block(f, 0x03, blk, 0x400, 1);
+    expect_status(f, 0x03, 0, 0);
+    assert_memory_equal(f->flash + 0x20000, blk, sizeof(blk));
+    /* a short block (length < block size) is refused too */
+    data_block(f, 0x03, blk, 0x200, 2);
+    expect_status(f, 0x03, 1, 0x05);
+    fake_free(f);
+}
+
+/* V-7: SPI_FLASH_MD5 of 4 KiB of 0xFF at 0x1000, 32 lowercase hex digits + 4 status bytes. */
+static void test_rom_md5(void **state)
+{
+    static const char want[] = "6ae59e64850377ee5470c854761551ea";
+    struct fake *f;
+    const uint8_t *r;
+
+    (void)state;
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    sync_board(f);
+    request_words(f, 0x0D, 2, 0u, 0u);
+    clear_out(f);
+    request_words(f, 0x13, 4, 0x1000u, 0x1000u, 0u, 0u);
+    r = one_reply(f, 44);
+    assert_int_equal(r[1], 0x13);
+    assert_int_equal(es_get_le16(r + 2), 0x24);
+    assert_memory_equal(r + 8, want, 32);
+    assert_int_equal(r[40], 0x00);
+    /* past the end of the flash: 01 09 */
+    request_words(f, 0x13, 4, FLASH_SIZE - 0x800, 0x1000u, 0u, 0u);
+    r = one_reply(f, 44);
+    assert_int_equal(r[40], 0x01);
+    assert_int_equal(r[41], 0x09);
+    fake_free(f);
+
+    f = fake_new(SIM_ESP8266, NULL, NULL); /* no MD5 in the ESP8266 ROM */
+    sync_board(f);
+    clear_out(f);
+    request_words(f, 0x13, 4, 0x1000u, 0x1000u, 0u, 0u);
+    expect_status(f, 0x08, 1, 0x05);
+    fake_free(f);
+}
+
+/* §15.1/§15.2: one 01 05 reply with the op and value left over from the previous reply; the
+ * error byte then stays stale on success. */
+static void test_unsupported_ops(void **state)
+{
+    struct fake *f;
+    const uint8_t *r;
+
+    (void)state;
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    sync_board(f);
+    (void)read_reg(f, 0x40001000);
+    clear_out(f);
+    request(f, 0x14, NULL, 0, 0); /* GET_SECURITY_INFO */
+    r = one_reply(f, 12);
+    assert_int_equal(r[1], 0x0A);
+    assert_int_equal(es_get_le32(r + 4), 0x00F01D83);
+    assert_int_equal(r[8], 0x01);
+    assert_int_equal(r[9], 0x05);
+    clear_out(f);
+    request_words(f, 0x0A, 1, 0x40001000u);
+    r = one_reply(f, 12);
+    assert_int_equal(r[8], 0x00);
+    assert_int_equal(r[9], 0x05); /* stale error byte on success */
+    clear_out(f);
+    request(f, 0xD0, NULL, 0, 0); /* stub-only ERASE_FLASH */
+    expect_status(f, 0x0A, 1, 0x05);
+    fake_free(f);
+
+    f = fake_new(SIM_ESP8266, NULL, NULL);
+    sync_board(f);
+    clear_out(f);
+    request_words(f, 0x0F, 2, 921600u, 0u); /* CHANGE_BAUDRATE: not in this ROM */
+    r = one_reply(f, 10);
+    assert_int_equal(r[1], 0x08);
+    assert_int_equal(es_get_le32(r + 4), 0x20120707);
+    assert_int_equal(r[8], 0x01);
+    assert_int_equal(r[9], 0x05);
+    fake_free(f);
+}
+
+static size_t zcompress(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
+{
+    uLongf len = (uLongf)cap;
+
+    assert_int_equal(compress2(out, &len, in, (uLong)n, 9), Z_OK);
+    return (size_t)len;
+}
+
+static void test_deflate_write(void **state)
+{
+    static uint8_t img[0x3000], z[0x4000];
+    struct fake *f;
+    size_t zn, off;
+    uint32_t seq = 0, blocks;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(img); i++)
+        img[i] = (uint8_t)((i / 64) ^ (i % 13));
+    zn = zcompress(img, sizeof(img), z, sizeof(z));
+    blocks = (uint32_t)((zn + 0x3FF) / 0x400);
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    sync_board(f);
+    request_words(f, 0x0D, 2, 0u, 0u);
+    clear_out(f);
+    request_words(f, 0x10, 4, 0x3000u, blocks, 0x400u, 0x30000u);
+    expect_status(f, 0x10, 0, 0);
+    for (off = 0; off < zn; off += 0x400) {
+        size_t n = zn - off < 0x400 ? zn - off : 0x400;
+
+        data_block(f, 0x11, z + off, (uint32_t)n, seq++);
+        expect_status(f, 0x11, 0, 0);
+    }
+    request_words(f, 0x12, 1, 1u);
+    expect_status(f, 0x12, 0, 0); /* §15.1: stays in the loader */
+    assert_memory_equal(f->flash + 0x30000, img, sizeof(img));
+    (void)read_reg(f, 0x40001000);
+
+    /* a damaged Adler-32 trailer: 01 0C on the DATA packet */
+    z[zn - 1] ^= 0xFF;
+    request_words(f, 0x10, 4, 0x3000u, 1u, 0x4000u, 0x30000u);
+    expect_status(f, 0x10, 1, 0x05); /* ROM blocks are at most 0x1000 [model] */
+    request_words(f, 0x10, 4, 0x3000u, blocks, 0x400u, 0x30000u);
+    expect_status(f, 0x10, 0, 0);
+    seq = 0;
+    for (off = 0; off < zn; off += 0x400) {
+        size_t n = zn - off < 0x400 ? zn - off : 0x400;
+
+        data_block(f, 0x11, z + off, (uint32_t)n, seq++);
+        if (off + n < zn)
+            expect_status(f, 0x11, 0, 0);
+        else
+            expect_status(f, 0x11, 1, 0x0C);
+    }
+    fake_free(f);
+}
+
+static int load_stubs(struct sim_stub_images *s)
+{
+    struct es_err err;
+    static const char *const dirs[] = {SIM_TEST_STUB_DIR,
+                                       "/tmp/ejs/node_modules/esptool-js/lib/targets/stub_flasher"};
+
+    for (size_t i = 0; i < 2; i++)
+        if (sim_stub_images_load(s, dirs[i], &err) == 0)
+            return 0;
+    return -1;
+}
+
+static void upload_segment(struct fake *f, uint32_t addr, const uint8_t *p, size_t n)
+{
+    uint32_t blocks = (uint32_t)((n + 0x17FF) / 0x1800);
+
+    clear_out(f);
+    request_words(f, 0x05, 4, (uint32_t)n, blocks, 0x1800u, addr);
+    expect_status(f, 0x05, 0, 0);
+    for (uint32_t s = 0; s < blocks; s++) {
+        size_t len = n - s * 0x1800 < 0x1800 ? n - s * 0x1800 : 0x1800;
+
+        data_block(f, 0x07, p + s * 0x1800, (uint32_t)len, s);
+        expect_status(f, 0x07, 0, 0);
+    }
+}
+
+/* Uploads the stub as esptool-js does; returns the frames after MEM_END. */
+static void upload_stub(struct fake *f, const struct sim_stub_image *img, uint32_t entry,
+                        struct frames *fr)
+{
+    upload_segment(f, img->text_start, img->text, img->text_len);
+    if (img->data_len)
+        upload_segment(f, img->data_start, img->data, img->data_len);
+    clear_out(f);
+    request_words(f, 0x06, 2, 0u, entry);
+    decode(f, fr);
+}
+
+static void test_stub_upload_and_md5(void **state)
+{
+    static const uint8_t ohai[] = {'O', 'H', 'A', 'I'};
+    static const uint8_t v7_stub[] = {0x01, 0x13, 0x12, 0x00, 0x00, 0x00, 0x00, 0x00, 0x6A,
+                                      0xE5, 0x9E, 0x64, 0x85, 0x03, 0x77, 0xEE, 0x54, 0x70,
+                                      0xC8, 0x54, 0x76, 0x15, 0x51, 0xEA, 0x00, 0x00};
+    static const uint8_t v1_stub[] = {0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+    struct sim_stub_images stubs;
+    struct frames fr;
+    struct fake *f;
+
+    (void)state;
+    if (load_stubs(&stubs) < 0) {
+        skip();
+        return;
+    }
+    for (int chip = SIM_ESP8266; chip <= SIM_ESP32; chip++) {
+        const struct sim_stub_image *img = &stubs.chip[chip];
+        struct sim_board_stats st;
+
+        f = fake_new((enum sim_chip)chip, NULL, &stubs);
+        sync_board(f);
+        upload_stub(f, img, img->entry, &fr);
+        assert_int_equal(fr.n, 2); /* the MEM_END reply, then OHAI */
+        assert_int_equal(fr.data[0][1], 0x06);
+        assert_int_equal(fr.len[1], 4);
+        assert_memory_equal(fr.data[1], ohai, 4);
+        sim_board_stats(f->b, &st);
+        assert_int_equal(st.in_stub, 1);
+        sync_board(f);
+        decode(f, &fr);
+        assert_int_equal(fr.n, 8);
+        assert_memory_equal(fr.data[0], v1_stub, sizeof(v1_stub));
+        clear_out(f);
+        request_words(f, 0x13, 4, 0x1000u, 0x1000u, 0u, 0u);
+        assert_memory_equal(one_reply(f, sizeof(v7_stub)), v7_stub, sizeof(v7_stub));
+        /* RDID works in the stub without SPI_ATTACH (esptool-js never sends one) */
+        assert_int_equal(read_flash_id(f), 0x1640EF);
+        fake_free(f);
+    }
+    /* a wrong entry point: the code crashes, nothing answers any more */
+    f = fake_new(SIM_ESP32, NULL, &stubs);
+    sync_board(f);
+    upload_stub(f, &stubs.chip[SIM_ESP32], stubs.chip[SIM_ESP32].entry + 4, &fr);
+    assert_int_equal(fr.n, 1);
+    sync_board(f);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 0);
+    fake_free(f);
+    sim_stub_images_close(&stubs);
+}
+
+/* esptool-js's stub write: DEFL_BEGIN(4 words), 0x4000-byte DEFL_DATA, DEFL_END(1), raw MD5; and
+ * uncompressed FLASH_DATA whose padded last block is cut to the announced size. */
+static void test_stub_writes(void **state)
+{
+    static uint8_t img[0x5800], z[0x8000];
+    struct sim_stub_images stubs;
+    uint8_t want[16];
+    struct sim_md5 m;
+    struct frames fr;
+    struct fake *f;
+    size_t zn;
+    const uint8_t *r;
+
+    (void)state;
+    if (load_stubs(&stubs) < 0) {
+        skip();
+        return;
+    }
+    fill_pattern(img, sizeof(img), 77);
+    zn = zcompress(img, sizeof(img), z, sizeof(z));
+    f = fake_new(SIM_ESP32, NULL, &stubs);
+    sync_board(f);
+    upload_stub(f, &stubs.chip[SIM_ESP32], stubs.chip[SIM_ESP32].entry, &fr);
+    memset(f->flash + 0x10000, 0x00, 0x8000);
+    clear_out(f);
+    request_words(f, 0x10, 4, (uint32_t)sizeof(img), (uint32_t)((zn + 0x3FFF) / 0x4000), 0x4000u,
+                  0x10000u);
+    r = one_reply(f, 10);
+    assert_int_equal(r[1], 0x10);
+    assert_int_equal(r[8], 0x00);
+    for (size_t off = 0, seq = 0; off < zn; off += 0x4000, seq++) {
+        size_t n = zn - off < 0x4000 ? zn - off : 0x4000;
+
+        data_block(f, 0x11, z + off, (uint32_t)n, (uint32_t)seq);
+        r = one_reply(f, 10);
+        assert_int_equal(r[8], 0x00);
+    }
+    request_words(f, 0x12, 1, 1u);
+    r = one_reply(f, 10);
+    assert_int_equal(r[8], 0x00);
+    assert_memory_equal(f->flash + 0x10000, img, sizeof(img));
+    assert_int_equal(f->flash[0x10000 + sizeof(img)], 0xFF); /* erased to the sector end */
+    assert_int_equal(f->flash[0x16000], 0x00);               /* and not further */
+    sim_md5_init(&m);
+    sim_md5_update(&m, img, sizeof(img));
+    sim_md5_final(&m, want);
+    request_words(f, 0x13, 4, 0x10000u, (uint32_t)sizeof(img), 0u, 0u);
+    r = one_reply(f, 8 + 16 + 2);
+    assert_memory_equal(r + 8, want, 16);
+
+    /* uncompressed: 0x4100 bytes in two padded 0x4000 blocks */
+    request_words(f, 0x02, 4, 0x4100u, 2u, 0x4000u, 0x40000u);
+    r = one_reply(f, 10);
+    assert_int_equal(r[8], 0x00);
+    {
+        static uint8_t blk[0x4000];
+
+        memcpy(blk, img, 0x4000);
+        data_block(f, 0x03, blk, 0x4000, 0);
+        assert_int_equal(one_reply(f, 10)[8], 0x00);
+        memset(blk, 0xFF, sizeof(blk));
+        memcpy(blk, img + 0x4000, 0x100);
+        data_block(f, 0x03, blk, 0x4000, 1);
+        assert_int_equal(one_reply(f, 10)[8], 0x00);
+    }
+    request_words(f, 0x04, 1, 1u);
+    assert_int_equal(one_reply(f, 10)[8], 0x00);
+    assert_memory_equal(f->flash + 0x40000, img, 0x4100);
+    /* FLASH_END with data missing: C8 */
+    request_words(f, 0x02, 4, 0x4100u, 2u, 0x4000u, 0x50000u);
+    (void)one_reply(f, 10);
+    request_words(f, 0x04, 1, 1u);
+    assert_int_equal(one_reply(f, 10)[8], 0xC8);
+    /* DATA without BEGIN: C6; bad checksum: C1 */
+    data_block(f, 0x03, img, 0x400, 0);
+    assert_int_equal(one_reply(f, 10)[8], 0xC6);
+    fake_free(f);
+    sim_stub_images_close(&stubs);
+}
+
+static void test_stub_read_flash(void **state)
+{
+    struct sim_stub_images stubs;
+    struct frames fr;
+    struct fake *f;
+    uint8_t ack[4];
+    uint8_t wire[16];
+    size_t n;
+    uint32_t got = 0;
+
+    (void)state;
+    if (load_stubs(&stubs) < 0) {
+        skip();
+        return;
+    }
+    f = fake_new(SIM_ESP8266, NULL, &stubs);
+    sync_board(f);
+    upload_stub(f, &stubs.chip[SIM_ESP8266], stubs.chip[SIM_ESP8266].entry, &fr);
+    fill_pattern(f->flash + 0x2000, 0x80, 5);
+    clear_out(f);
+    /* 0x80 bytes in 0x20-byte packets, 2 in flight */
+    request_words(f, 0xD2, 4, 0x2000u, 0x80u, 0x20u, 2u);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 3); /* the reply, then a window of 2 packets */
+    assert_int_equal(fr.data[0][1], 0xD2);
+    assert_int_equal(fr.len[1], 0x20);
+    assert_memory_equal(fr.data[1], f->flash + 0x2000, 0x20);
+    got = 0x40;
+    while (got < 0x80) {
+        es_put_le32(ack, got);
+        n = slip_encode(ack, 4, wire, sizeof(wire));
+        f->now += MS;
+        sim_board_rx(f->b, wire, n, 115200, f->now);
+        settle(f);
+        decode(f, &fr);
+        assert_true(fr.n >= 1);
+        got += (uint32_t)(fr.n * 0x20);
+        if (got >= 0x80)
+            break;
+    }
+    es_put_le32(ack, 0x80);
+    n = slip_encode(ack, 4, wire, sizeof(wire));
+    sim_board_rx(f->b, wire, n, 115200, f->now);
+    settle(f);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 1);
+    assert_int_equal(fr.len[0], 16); /* the MD5 of what was read */
+    {
+        uint8_t want[16];
+
+        sim_flash_md5(&(struct sim_flash){f->flash, FLASH_SIZE, 0, 0, 0, 0}, 0x2000, 0x80, want);
+        assert_memory_equal(fr.data[0], want, 16);
+    }
+    fake_free(f);
+    sim_stub_images_close(&stubs);
+}
+
+/* Lets after_ns of board time pass (firing the board's timers on the way), then changes the
+ * lines, as the shell does. */
+static void lines(struct fake *f, int dtr, int rts, uint64_t after_ns)
+{
+    uint64_t target = f->now + after_ns;
+
+    while (f->timer_set && f->timer <= target) {
+        f->timer_set = 0;
+        if (f->timer > f->now)
+            f->now = f->timer;
+        sim_board_on_timer(f->b, f->now);
+    }
+    f->now = target;
+    sim_board_set_lines(f->b, dtr, rts, f->now);
+}
+
+/* V-9's ESP32 image (checksum 0xCD, entry 0x40080000), for flash boot. */
+static const uint8_t esp32_image[48] = {
+    0xe9, 0x01, 0x00, 0x1f, 0x00, 0x00, 0x08, 0x40, 0xee, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0xfb, 0x3f, 0x04, 0x00, 0x00, 0x00,
+    0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xcd};
+
+static void test_reset_lines(void **state)
+{
+    struct frames fr;
+    struct fake *f;
+    struct sim_board_stats st;
+
+    (void)state;
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    memcpy(f->flash + 0x1000, esp32_image, sizeof(esp32_image));
+    /* hard reset: RTS pulse, GPIO0 high -> flash boot and the application runs */
+    clear_out(f);
+    lines(f, 0, 1, MS);
+    lines(f, 0, 0, 100 * MS);
+    settle(f);
+    assert_non_null(find_text(f, "boot:0x13 (SPI_FAST_FLASH_BOOT)"));
+    assert_non_null(find_text(f, "espsim app: image ok, entry 0x40080000"));
+    sim_board_stats(f->b, &st);
+    assert_int_equal(st.app_running, 1);
+    clear_out(f);
+    sync_board(f);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 0); /* the application does not speak the protocol */
+
+    /* classic reset, lines changed one at a time: DTR=1 while EN rises -> download mode */
+    lines(f, 0, 1, MS);
+    lines(f, 1, 1, 100 * MS);
+    lines(f, 1, 0, 10000);
+    lines(f, 0, 0, 50 * MS); /* GPIO0 released after the 5 ms filter: still download */
+    settle(f);
+    assert_non_null(find_text(f, "waiting for download"));
+    clear_out(f);
+    sync_board(f);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 8);
+
+    /* both lines asserted (port open) does nothing; a 2 ms EN glitch does not boot either */
+    lines(f, 1, 1, MS);
+    sync_board(f);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 8);
+    lines(f, 0, 1, MS);
+    lines(f, 0, 0, 10 * MS);
+    lines(f, 0, 1, 2 * MS);
+    settle(f);
+    sim_board_stats(f->b, &st);
+    assert_int_equal(st.app_running, 0);
+    assert_int_equal(f->n, 0);
+    sync_board(f);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 0); /* held in reset */
+    fake_free(f);
+}
+
+static void test_flash_end(void **state)
+{
+    struct frames fr;
+    struct fake *f;
+
+    (void)state;
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    memcpy(f->flash + 0x1000, esp32_image, sizeof(esp32_image));
+    sync_board(f);
+    clear_out(f);
+    request_words(f, 0x04, 1, 0u); /* FLASH_END(0): reboot into the loader */
+    assert_non_null(find_text(f, "rst:0xc (SW_CPU_RESET)"));
+    clear_out(f);
+    sync_board(f);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 8);
+    request_words(f, 0x04, 1, 1u); /* FLASH_END(1): run the application */
+    assert_non_null(find_text(f, "espsim app: image ok"));
+    fake_free(f);
+}
+
+static void test_fault_no_download_and_sync_after(void **state)
+{
+    struct sim_faults fl = {0};
+    struct frames fr;
+    struct fake *f;
+
+    (void)state;
+    fl.no_download = 1;
+    f = fake_new(SIM_ESP32, &fl, NULL);
+    assert_non_null(find_text(f, "invalid header: 0xffffffff"));
+    sync_board(f);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 0);
+    fake_free(f);
+
+    memset(&fl, 0, sizeof(fl));
+    fl.sync_after = 2;
+    f = fake_new(SIM_ESP8266, &fl, NULL);
+    clear_out(f);
+    for (int round = 0; round < 2; round++) {
+        sync_board(f);
+        sync_board(f);
+        decode(f, &fr);
+        assert_int_equal(fr.n, 0);
+        sync_board(f);
+        decode(f, &fr);
+        assert_int_equal(fr.n, 8);
+        /* a reset into download mode starts the count again */
+        lines(f, 0, 1, MS);
+        lines(f, 1, 0, 100 * MS);
+        lines(f, 0, 0, 50 * MS);
+        settle(f);
+        clear_out(f);
+    }
+    fake_free(f);
+}
+
+static void rom_write_setup(struct fake *f, uint32_t blocks, uint32_t offset)
+{
+    sync_board(f);
+    request_words(f, 0x0D, 2, 0u, 0u);
+    clear_out(f);
+    request_words(f, 0x02, 4, blocks * 0x400, blocks, 0x400u, offset);
+    expect_status(f, 0x02, 0, 0);
+}
+
+static void test_fault_unplug(void **state)
+{
+    struct sim_faults fl = {0};
+    uint8_t blk[0x400];
+    struct fake *f;
+
+    (void)state;
+    fill_pattern(blk, sizeof(blk), 1);
+    fl.unplug_at_percent = 50;
+    f = fake_new(SIM_ESP32, &fl, NULL);
+    rom_write_setup(f, 4, 0x10000);
+    data_block(f, 0x03, blk, 0x400, 0);
+    expect_status(f, 0x03, 0, 0);
+    assert_int_equal(f->unplugged, 0);
+    data_block(f, 0x03, blk, 0x400, 1);
+    assert_int_equal(f->unplugged, 1);
+    assert_int_equal(f->n, 0); /* no reply to the block that crossed 50 % */
+    sync_board(f);
+    assert_int_equal(f->n, 0);
+    fake_free(f);
+}
+
+static void test_fault_corrupt(void **state)
+{
+    struct sim_faults fl = {0};
+    struct frames fr;
+    struct fake *f;
+    int good = 0;
+
+    (void)state;
+    fl.corrupt_rate = 0.05;
+    f = fake_new(SIM_ESP32, &fl, NULL);
+    for (int i = 0; i < 20; i++) {
+        clear_out(f);
+        request_words(f, 0x0A, 1, 0x40001000u);
+        decode(f, &fr);
+        if (fr.n == 1 && fr.len[0] == 12 && es_get_le32(fr.data[0] + 4) == 0x00F01D83)
+            good++;
+    }
+    /* 14-byte request + 14-byte reply at 5 % per byte: most exchanges fail, a few survive */
+    assert_true(good < 20);
+    fake_free(f);
+}
+
+static void test_fault_bad_flash(void **state)
+{
+    struct sim_faults fl = {0};
+    uint8_t blk[0x400];
+    struct fake *f;
+
+    (void)state;
+    fill_pattern(blk, sizeof(blk), 2);
+    fl.bad_flash = 1;
+    fl.bad_flash_addr = 0x10405;
+    f = fake_new(SIM_ESP32, &fl, NULL);
+    rom_write_setup(f, 2, 0x10000);
+    data_block(f, 0x03, blk, 0x400, 0);
+    expect_status(f, 0x03, 0, 0);
+    data_block(f, 0x03, blk, 0x400, 1);
+    expect_status(f, 0x03, 0, 0); /* silently wrong */
+    assert_memory_equal(f->flash + 0x10000, blk, 0x400);
+    assert_int_not_equal(f->flash[0x10405], blk[5]);
+    fake_free(f);
+
+    fl.bad_flash_reports = 1;
+    f = fake_new(SIM_ESP32, &fl, NULL);
+    rom_write_setup(f, 2, 0x10000);
+    data_block(f, 0x03, blk, 0x400, 0);
+    expect_status(f, 0x03, 0, 0);
+    data_block(f, 0x03, blk, 0x400, 1);
+    expect_status(f, 0x03, 1, 0x08); /* the ROM's read-back check */
+    fake_free(f);
+}
+
+static void test_fault_slow_mute(void **state)
+{
+    struct sim_faults fl = {0};
+    struct fake *f;
+    uint64_t sent_at;
+
+    (void)state;
+    fl.slow_op = 0x0A;
+    fl.slow_ms = 500;
+    f = fake_new(SIM_ESP32, &fl, NULL);
+    sync_board(f);
+    sent_at = f->now + MS;
+    (void)read_reg(f, 0x40001000);
+    assert_true(f->last_not_before >= sent_at + 500 * MS);
+    fake_free(f);
+
+    fl.mute = 1;
+    f = fake_new(SIM_ESP32, &fl, NULL);
+    sync_board(f);
+    clear_out(f);
+    request_words(f, 0x0A, 1, 0x40001000u);
+    assert_int_equal(f->n, 0);
+    request_words(f, 0x0D, 2, 0u, 0u);
+    expect_status(f, 0x0D, 0, 0); /* other ops still answer */
+    fake_free(f);
+}
+
+static void test_fault_wrong_chip(void **state)
+{
+    struct sim_faults fl = {0};
+    struct fake *f;
+
+    (void)state;
+    fl.wrong_chip = 1;
+    f = fake_new(SIM_ESP32, &fl, NULL);
+    sync_board(f);
+    assert_int_equal(read_reg(f, 0x40001000), 0xFFF0C101);
+    fake_free(f);
+    f = fake_new(SIM_ESP8266, &fl, NULL);
+    sync_board(f);
+    assert_int_equal(read_reg(f, 0x40001000), 0x00F01D83);
+    fake_free(f);
+}
+
+static void test_change_baud_and_fault(void **state)
+{
+    struct sim_faults fl = {0};
+    struct frames fr;
+    struct fake *f;
+
+    (void)state;
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    sync_board(f);
+    clear_out(f);
+    request_words(f, 0x0F, 2, 921600u, 0u);
+    expect_status(f, 0x0F, 0, 0);
+    assert_int_equal(f->last_baud, 115200); /* the reply at the old rate */
+    assert_int_equal(sim_board_baud(f->b), 921600);
+    f->host_baud = 921600;
+    assert_int_equal(read_reg(f, 0x40001000), 0x00F01D83);
+    f->host_baud = 115200; /* the host forgot to switch: its bytes are garbage to the board */
+    clear_out(f);
+    request_words(f, 0x0A, 1, 0x40001000u);
+    assert_int_equal(f->n, 0);
+    fake_free(f);
+
+    fl.baud_fail = 1;
+    f = fake_new(SIM_ESP32, &fl, NULL);
+    sync_board(f);
+    clear_out(f);
+    request_words(f, 0x0F, 2, 921600u, 0u);
+    expect_status(f, 0x0F, 0, 0);
+    f->host_baud = 921600;
+    request_words(f, 0x0A, 1, 0x40001000u);
+    decode(f, &fr);
+    for (int i = 0; i < fr.n; i++)
+        assert_false(fr.len[i] == 12 && fr.data[i][0] == 0x01 && fr.data[i][1] == 0x0A);
+    fake_free(f);
+}
+
+/* Autobaud (§13.4): the ESP8266 loader starts at 74880; a SYNC at 115200 is recognised and
+ * adopted; a later SYNC at another rate re-adopts. */
+static void test_autobaud(void **state)
+{
+    struct frames fr;
+    struct fake *f;
+
+    (void)state;
+    f = fake_new(SIM_ESP8266, NULL, NULL);
+    assert_int_equal(sim_board_baud(f->b), 74880);
+    clear_out(f);
+    request_words(f, 0x0A, 1, 0x40001000u); /* not a SYNC, wrong rate: garbage */
+    assert_int_equal(f->n, 0);
+    sync_board(f);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 8);
+    assert_int_equal(sim_board_baud(f->b), 115200);
+    f->host_baud = 230400;
+    sync_board(f);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 8);
+    assert_int_equal(f->last_baud, 230400);
+    fake_free(f);
+}
+
+/* Garbage of every kind, at every rate, never crashes the model (run under ASan/UBSan). */
+static void test_garbage_robustness(void **state)
+{
+    static const uint32_t rates[] = {0, 115200, 74880, 921600};
+    struct sim_stub_images stubs;
+    int have_stubs = load_stubs(&stubs) == 0;
+    uint64_t rng = 12345;
+
+    (void)state;
+    for (int round = 0; round < 6; round++) {
+        struct fake *f =
+            fake_new(round % 2 ? SIM_ESP32 : SIM_ESP8266, NULL, have_stubs ? &stubs : NULL);
+
+        sync_board(f);
+        if (round >= 4 && have_stubs) {
+            struct frames fr;
+
+            upload_stub(f, &stubs.chip[round % 2], stubs.chip[round % 2].entry, &fr);
+        }
+        for (int i = 0; i < 3000; i++) {
+            uint8_t buf[300];
+            size_t n;
+
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            n = rng % sizeof(buf);
+            for (size_t k = 0; k < n; k++) {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                buf[k] = (uint8_t)rng;
+                if ((rng >> 20) % 16 == 0)
+                    buf[k] = 0xC0;
+                if ((rng >> 28) % 16 == 0)
+                    buf[k] = 0x00;
+            }
+            if (n > 2 && (rng >> 40) % 4 == 0) {
+                buf[0] = 0xC0; /* a plausible header with a random op */
+                buf[1] = 0x00;
+            }
+            f->now += 100000;
+            if ((rng >> 50) % 64 == 0)
+                sim_board_set_lines(f->b, (int)(rng >> 56) & 1, (int)(rng >> 57) & 1, f->now);
+            sim_board_rx(f->b, buf, n, rates[(rng >> 44) % 4], f->now);
+            if (i % 50 == 0)
+                settle(f);
+            clear_out(f);
+        }
+        settle(f);
+        fake_free(f);
+    }
+    if (have_stubs)
+        sim_stub_images_close(&stubs);
+}
+
+static void test_base64(void **state)
+{
+    uint8_t *out;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(sim_base64_decode("T0hBSQ==", &out, &n), 0);
+    assert_int_equal(n, 4);
+    assert_memory_equal(out, "OHAI", 4);
+    free(out);
+    assert_int_equal(sim_base64_decode("AAEC/w", &out, &n), 0);
+    assert_int_equal(n, 4);
+    assert_memory_equal(out, "\x00\x01\x02\xff", 4);
+    free(out);
+    assert_int_equal(sim_base64_decode("AB*C", &out, &n), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sync_replies),
+        cmocka_unit_test(test_boot_text),
+        cmocka_unit_test(test_read_reg_magic),
+        cmocka_unit_test(test_mac_registers),
+        cmocka_unit_test(test_rdid),
+        cmocka_unit_test(test_flash_write_esp32),
+        cmocka_unit_test(test_esp8266_erase_bug),
+        cmocka_unit_test(test_bad_checksum_then_retry),
+        cmocka_unit_test(test_rom_md5),
+        cmocka_unit_test(test_unsupported_ops),
+        cmocka_unit_test(test_deflate_write),
+        cmocka_unit_test(test_stub_upload_and_md5),
+        cmocka_unit_test(test_stub_writes),
+        cmocka_unit_test(test_stub_read_flash),
+        cmocka_unit_test(test_reset_lines),
+        cmocka_unit_test(test_flash_end),
+        cmocka_unit_test(test_fault_no_download_and_sync_after),
+        cmocka_unit_test(test_fault_unplug),
+        cmocka_unit_test(test_fault_corrupt),
+        cmocka_unit_test(test_fault_bad_flash),
+        cmocka_unit_test(test_fault_slow_mute),
+        cmocka_unit_test(test_fault_wrong_chip),
+        cmocka_unit_test(test_change_baud_and_fault),
+        cmocka_unit_test(test_autobaud),
+        cmocka_unit_test(test_garbage_robustness),
+        cmocka_unit_test(test_base64),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
