@@ -66,7 +66,8 @@ struct station {
     uint64_t start_ns;
     int64_t start_ms;
     pid_t sim_pid;
-    FILE *sim_out; /* espsim's stdout, kept open while it runs */
+    FILE *sim_out;  /* espsim's stdout, kept open while it runs */
+    int sim_stdin; /* the write end of espsim's stdin, closed to stop it */
 };
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -124,7 +125,7 @@ static int sim_start(struct station *st, char ***ports, size_t *n_ports, struct 
     char espsim[4096], scale[32], line[8192];
     char **argv;
     size_t argc = 0, nargs = 8 + 2 * (size_t)cfg->simulate + cfg->n_sim_args;
-    int pipefd[2];
+    int pipefd[2], infd[2];
     posix_spawn_file_actions_t fa;
     FILE *f;
     int rc;
@@ -149,18 +150,23 @@ static int sim_start(struct station *st, char ***ports, size_t *n_ports, struct 
         argv[argc++] = cfg->sim_args[i];
     argv[argc] = NULL;
 
-    if (pipe(pipefd) < 0) {
+    if (pipe(pipefd) < 0 || pipe(infd) < 0) {
         free(argv);
         return es_fail(err, ES_IO, "pipe: %s", strerror(errno));
     }
-    /* espsim's stdin is a pipe we never write to: when the station dies, espsim sees EOF. */
+    /* espsim's stdin is a pipe we never write to: when the station dies, however it dies, the
+     * pipe closes and espsim (--exit-on-eof) goes down with it. */
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, infd[0], STDIN_FILENO);
     posix_spawn_file_actions_addclose(&fa, pipefd[0]);
+    posix_spawn_file_actions_addclose(&fa, infd[1]);
     rc = posix_spawn(&st->sim_pid, espsim, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     free(argv);
     close(pipefd[1]);
+    close(infd[0]);
+    st->sim_stdin = infd[1];
     if (rc != 0) {
         close(pipefd[0]);
         st->sim_pid = 0;
@@ -198,6 +204,9 @@ static void sim_stop(struct station *st)
 {
     int status;
 
+    if (st->sim_stdin > 0)
+        close(st->sim_stdin);
+    st->sim_stdin = -1;
     if (st->sim_pid <= 0)
         return;
     kill(st->sim_pid, SIGTERM);
