@@ -138,6 +138,7 @@ describe(`esptool-js 0.7.0 against espsim (time scale ${TIME_SCALE})`, () => {
           const files = [plan.image, ...(plan.marker ? [plan.marker] : [])];
           const r = await stubSession({ esptool, board: board(), baud: FAST_BAUD, files, verbose: VERBOSE });
           console.log(`  ${chip}: ${r.description}, MAC ${r.mac}, flash id 0x${r.flashId.toString(16)}`);
+          for (const n of r.notes) console.log(`  ${chip} stub: ${n}`);
           for (const f of files) expected[chip].set(f.data, f.address);
         },
       );
@@ -148,7 +149,7 @@ describe(`esptool-js 0.7.0 against espsim (time scale ${TIME_SCALE})`, () => {
 
       test(
         chip === 'esp32'
-          ? 'ROM mode without the stub: ROM baud change, SPI_ATTACH, 5-word FLASH_BEGIN refused, compressed write, ROM MD5'
+          ? 'ROM mode without the stub: ROM baud change, 8-byte SPI_ATTACH, 5-word FLASH_BEGIN refused, compressed write, ROM MD5'
           : 'ROM mode without the stub: 5-word FLASH_BEGIN refused; 4-word shim write and the ROM erase bug',
         { timeout: TEST_TIMEOUT_MS },
         async () => {

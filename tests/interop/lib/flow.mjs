@@ -43,6 +43,29 @@ export class Steps {
   }
 }
 
+/**
+ * The RDID sequence of §7.5 for the ESP8266 (MISO length in USR1), through esptool-js's own
+ * readReg/writeReg -- what esptool.py does, and what readFlashId() means to do.
+ */
+async function rdidEsp8266(loader) {
+  const base = 0x60000200;
+  const [CMD, USR, USR1, USR2, W0] = [base, base + 0x1c, base + 0x20, base + 0x24, base + 0x40];
+  const usr = await loader.readReg(USR);
+  const usr2 = await loader.readReg(USR2);
+  await loader.writeReg(USR1, 23 << 8); // 24 bits in, nothing out
+  await loader.writeReg(USR, 0x90000000); // USR_COMMAND | USR_MISO
+  await loader.writeReg(USR2, 0x7000009f); // 8-bit command 0x9F
+  await loader.writeReg(W0, 0);
+  await loader.writeReg(CMD, 1 << 18);
+  let i = 0;
+  while (i < 10 && (await loader.readReg(CMD)) & (1 << 18)) i++;
+  check(i < 10, 'SPI_CMD_USR did not clear after 10 reads');
+  const id = (await loader.readReg(W0)) & 0xffffff;
+  await loader.writeReg(USR, usr);
+  await loader.writeReg(USR2, usr2);
+  return id;
+}
+
 /** esptool-js writes its progress to a "terminal"; keep it for assertions and failure reports. */
 export function captureTerminal(echo) {
   const lines = [];
@@ -146,11 +169,26 @@ export async function stubSession(o) {
         if (o.kind !== 'tcp') check(port.baudRate === o.baud, `host port is at ${port.baudRate}`);
       });
     }
+    const notes = [];
     const flashId = await steps.run('read flash id (SPI RDID)', async () => {
       const id = await loader.readFlashId();
-      check(id === Number(o.board.flash_id), `flash id 0x${id.toString(16)}, espsim says ${o.board.flash_id}`);
+      if (o.board.chip === 'esp8266') {
+        // esptool-js 0.7.0 sets SPI_MOSI_DLEN_OFFS = 0 for the ESP8266 ("not in esp8266") but tests
+        // it with `!= null`, so it writes the MISO bit length into SPI_CMD (offset 0) and never sets
+        // USR1: the id it reads depends on whatever USR1 held. Reported, not asserted; the RDID
+        // sequence of §7.5 is checked below instead.
+        notes.push(`esptool-js readFlashId() on the ESP8266 returned 0x${id.toString(16)} (client bug)`);
+      } else {
+        check(id === Number(o.board.flash_id), `flash id 0x${id.toString(16)}, espsim says ${o.board.flash_id}`);
+      }
       return id;
     });
+    if (o.board.chip === 'esp8266') {
+      await steps.run('RDID as in §7.5 (READ_REG/WRITE_REG)', async () => {
+        const id = await rdidEsp8266(loader);
+        check(id === Number(o.board.flash_id), `flash id 0x${id.toString(16)}, espsim says ${o.board.flash_id}`);
+      });
+    }
     for (const f of o.files ?? []) {
       const name = `write+verify ${f.data.length >> 10} KiB @0x${f.address.toString(16)}`;
       await steps.run(name, async () => {
@@ -176,7 +214,7 @@ export async function stubSession(o) {
       await loader.after('hard_reset');
       await ctx.transport.disconnect();
     });
-    return { steps, mac: ctx.mac, description: ctx.description, flashId, log: terminal.text() };
+    return { steps, notes, mac: ctx.mac, description: ctx.description, flashId, log: terminal.text() };
   } catch (err) {
     err.message += `\n--- esptool-js output ---\n${terminal.text().slice(-3000)}`;
     throw err;
@@ -208,8 +246,18 @@ export async function romSession(o) {
       });
     }
     if (!esp8266) {
-      // esptool-js never sends SPI_ATTACH (esptool.py does, before any ROM flash command).
-      await steps.run('SPI_ATTACH (not sent by esptool-js itself)', () => loader.flashSpiAttach(0));
+      // esptool-js never sends SPI_ATTACH on its own (esptool.py does before any ROM flash
+      // command), and its flashSpiAttach() sends one word, the stub's form; a ROM loader takes two
+      // (§3.8). Try it as the client would send it (reported), then send the ROM's 8-byte form.
+      await steps.run('SPI_ATTACH as sent by flashSpiAttach() (4 bytes)', () =>
+        loader.flashSpiAttach(0).then(
+          () => notes.push('4-byte SPI_ATTACH: accepted'),
+          (err) => notes.push(`4-byte SPI_ATTACH: refused (${err.message.split('\n')[0]})`),
+        ),
+      );
+      await steps.run('SPI_ATTACH, 8 bytes as a ROM takes it (shim)', () =>
+        loader.checkCommand('configure SPI flash pins', loader.ESP_SPI_ATTACH, new Uint8Array(8)),
+      );
     }
     const write = (label, compress) =>
       loader
