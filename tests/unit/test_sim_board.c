@@ -845,6 +845,49 @@ static void test_stub_writes(void **state)
     sim_stub_images_close(&stubs);
 }
 
+/* esptool-js 0.7.0 on ESP8266 writes the RDID length to CMD (offset 0) and never sets USR1; the
+ * loader's own reads left USR1's MISO length long enough (interop finding). */
+static void test_rdid_esptool_js_esp8266(void **state)
+{
+    struct sim_stub_images stubs;
+    struct frames fr;
+    struct fake *f;
+
+    (void)state;
+    if (load_stubs(&stubs) < 0) {
+        skip();
+        return;
+    }
+    f = fake_new(SIM_ESP8266, NULL, &stubs);
+    f->host_baud = 0; /* over TCP */
+    sync_board(f);
+    upload_stub(f, &stubs.chip[SIM_ESP8266], stubs.chip[SIM_ESP8266].entry, &fr);
+    assert_int_equal(fr.n, 2);
+    write_reg(f, 0x60000200, 23);
+    write_reg(f, 0x6000021C, 0x90000000);
+    write_reg(f, 0x60000224, 0x7000009F);
+    write_reg(f, 0x60000240, 0);
+    write_reg(f, 0x60000200, 0x00040000);
+    while (read_reg(f, 0x60000200) & 0x00040000)
+        ;
+    assert_int_equal(read_reg(f, 0x60000240), 0x1640EF);
+    /* stub CHANGE_BAUDRATE with the right current rate over TCP keeps talking */
+    clear_out(f);
+    request_words(f, 0x0F, 2, 921600u, 115200u);
+    assert_int_equal(one_reply(f, 10)[8], 0x00);
+    assert_int_equal(read_reg(f, 0x40001000), 0xFFF0C101);
+    /* a 0 "current baud" breaks the legacy stub's divider (§3.10) */
+    clear_out(f);
+    request_words(f, 0x0F, 2, 460800u, 0u);
+    assert_int_equal(one_reply(f, 10)[8], 0x00);
+    request_words(f, 0x0A, 1, 0x40001000u);
+    decode(f, &fr);
+    for (int i = 0; i < fr.n; i++)
+        assert_false(fr.len[i] == 10 && fr.data[i][1] == 0x0A);
+    fake_free(f);
+    sim_stub_images_close(&stubs);
+}
+
 static void test_stub_read_flash(void **state)
 {
     struct sim_stub_images stubs;
@@ -1313,6 +1356,7 @@ int main(void)
         cmocka_unit_test(test_stub_upload_and_md5),
         cmocka_unit_test(test_stub_writes),
         cmocka_unit_test(test_stub_read_flash),
+        cmocka_unit_test(test_rdid_esptool_js_esp8266),
         cmocka_unit_test(test_reset_lines),
         cmocka_unit_test(test_flash_end),
         cmocka_unit_test(test_fault_no_download_and_sync_after),

@@ -577,6 +577,8 @@ static void on_frame(struct sim_board *b, size_t len)
         if (mismatch) {
             sim_log(b, "autobaud: %u -> %u", b->baud, b->host_baud);
             b->baud = b->host_baud;
+        } else if (is_sync && !b->host_baud && b->baud == 74880) {
+            b->baud = 115200; /* a TCP host has no rate: take the usual first one */
         }
         sim_rom_frame(b, len);
     } else if (b->mode == SIM_MODE_STUB) {

@@ -68,9 +68,10 @@ struct sim_write {
     z_stream z;
 };
 
-#define SIM_MAX_SEGS     8
-#define SIM_MAX_SEG_SIZE (512u * 1024) /* more than any ESP RAM; bytes past this are counted only  \
-                                        */
+#define SIM_MAX_SEGS 8
+#define SIM_MAX_SEG_SIZE                                                                           \
+    (512u * 1024) /* more than any ESP RAM; bytes past this are counted only                       \
+                   */
 
 struct sim_mem_seg {
     uint32_t addr, size, received;
@@ -185,6 +186,8 @@ void sim_rom_frame(struct sim_board *b, size_t len);
 uint32_t sim_regs_read(struct sim_board *b, uint32_t addr, int *mapped);
 void sim_regs_write(struct sim_board *b, uint32_t addr, uint32_t value, uint32_t mask);
 void sim_regs_reset(struct sim_board *b);
+/* The loader attached the SPI flash (SPI_ATTACH, ESP8266 FLASH_BEGIN, stub start). */
+void sim_regs_flash_attached(struct sim_board *b);
 
 /* stub_model.c */
 void sim_stub_start(struct sim_board *b, uint64_t at_ns);

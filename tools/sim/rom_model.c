@@ -220,7 +220,7 @@ static int do_flash_begin(struct sim_board *b, const struct req *r, int deflate)
     b->fw.blocks = blocks;
     b->fw.block_size = bsize;
     b->fw.expected = (uint64_t)blocks * bsize;
-    b->attached = 1; /* §3.8: on ESP8266 any FLASH_BEGIN attaches the flash */
+    sim_regs_flash_attached(b); /* §3.8: on ESP8266 any FLASH_BEGIN attaches the flash */
     if (esp8266) {
         if (off % SIM_FLASH_SECTOR || off >= b->flash_limit)
             return fail(b, r, ROM_FAILED, 0); /* §15.2: data sent afterwards is still written */
@@ -473,9 +473,11 @@ static int rom_frame(struct sim_board *b)
         return unsupported(b, &r); /* §15.2: 0x0D-0x14, 0xD0-0xD3, ... */
     switch (r.op) {
     case OP_SPI_ATTACH:
-        if (r.size != 8)
+        /* [model] 8 bytes per §3.8; 4 (esptool-js's flashSpiAttach) is taken too, the second
+         * word then being whatever the buffer held. */
+        if (r.size != 8 && r.size != 4)
             return fail(b, &r, ROM_BAD_FORMAT, 0);
-        b->attached = 1;
+        sim_regs_flash_attached(b);
         return ok(b, &r, 0, 0);
     case OP_READ_FLASH_SLOW: return do_read_flash_slow(b, &r);
     case OP_CHANGE_BAUDRATE: return do_change_baud(b, &r);

@@ -16,6 +16,17 @@
 #define ESP32_APB_DATE 0x3FF6607Cu
 #define ESP32_RTC_CALI 0x3FF5F06Cu /* §3.10, V-8: reads as an exact 40 MHz ROM clock */
 
+void sim_regs_flash_attached(struct sim_board *b)
+{
+    b->attached = 1;
+    /* [model] The ESP8266 loaders read flash 32 bytes at a time through the user command, which
+     * leaves USR1's MISO length at 255 bits. esptool-js 0.7.0 relies on that: on ESP8266 it
+     * writes the RDID length to CMD (its MISO_DLEN offset is 0, not "none") and never to USR1. */
+    if (b->cfg.chip == SIM_ESP8266)
+        b->spi[b->chip->spi_usr1 / 4] = (b->spi[b->chip->spi_usr1 / 4] & ~(0x1FFu << 8)) | 255u
+                                                                                               << 8;
+}
+
 void sim_regs_reset(struct sim_board *b)
 {
     memset(b->spi, 0, sizeof(b->spi));

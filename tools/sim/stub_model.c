@@ -109,7 +109,7 @@ void sim_stub_start(struct sim_board *b, uint64_t at)
     sim_write_close(&b->mw);
     memset(&b->rd, 0, sizeof(b->rd));
     b->mode = SIM_MODE_STUB;
-    b->attached = 1;            /* the stub attaches the flash itself */
+    sim_regs_flash_attached(b); /* the stub attaches the flash itself */
     b->flash_limit = 16u * MIB; /* and configures a 16 MiB chip until told otherwise */
     b->stub_error = 0;
     b->busy_until = at;
@@ -478,7 +478,7 @@ void sim_stub_frame(struct sim_board *b, const uint8_t *frame, size_t len)
             reply(b, &r, STUB_BAD_DATA_LEN, 0);
             return;
         }
-        b->attached = 1;
+        sim_regs_flash_attached(b);
         {
             reply(b, &r, STUB_OK, 0);
             return;
