@@ -174,6 +174,14 @@ describe(`esptool-js 0.7.0 against espsim (time scale ${TIME_SCALE})`, () => {
       test('TCP port: reset via ctl, detect, MAC, stub, 921600, flash id', { timeout: TEST_TIMEOUT_MS }, async () => {
         await stubSession({ esptool, board: board(), kind: 'tcp', baud: FAST_BAUD, files: [], verbose: VERBOSE });
       });
+
+      test('browser-style baud change: the pty is closed and reopened at 921600, stub still answers', { timeout: TEST_TIMEOUT_MS }, async () => {
+        // Web Serial has no in-place baud change: esptool-js closes the port, reopens it at the new
+        // rate and probes the stub. A board must survive its host port closing (§5.4: on a real
+        // bridge that drops DTR and RTS together, which the two-transistor circuit ignores).
+        const r = await stubSession({ esptool, board: board(), kind: 'pty-reopen', baud: FAST_BAUD, files: [], verbose: VERBOSE });
+        assert.ok(!r.log.includes('Continuing at'), 'esptool-js fell back to the ROM baud rate');
+      });
     });
   }
 

@@ -86,8 +86,13 @@ export function captureTerminal(echo) {
   };
 }
 
+/**
+ * @param {object} board espsim's JSON line
+ * @param {'pty'|'pty-reopen'|'tcp'} kind pty-reopen: no in-place setBaudRate(), so esptool-js
+ *   closes and reopens the pty on a baud change, as it must in a browser
+ */
 export function makePort(board, kind, log) {
-  const opts = { ctlPath: board.ctl, log };
+  const opts = { ctlPath: board.ctl, log, inPlaceBaud: kind !== 'pty-reopen' };
   if (kind === 'tcp') {
     if (!board.tcp) throw new Error(`slot ${board.slot} has no tcp address (start espsim with --tcp)`);
     return new TcpSerialPort(board.tcp, opts);
@@ -147,7 +152,7 @@ async function connectAndIdentify({ esptool, board, kind, baud, steps, verbose }
  * @param {object} o
  * @param {object} o.esptool the esptool-js module
  * @param {object} o.board espsim's JSON line for the board
- * @param {'pty'|'tcp'} [o.kind]
+ * @param {'pty'|'pty-reopen'|'tcp'} [o.kind]
  * @param {number} o.baud baud after the stub runs (115200: no change)
  * @param {{data: Uint8Array, address: number}[]} o.files what to write (empty: no write)
  * @returns {Promise<{steps: Steps, mac: string, description: string, flashId: number, log: string}>}
@@ -167,6 +172,8 @@ export async function stubSession(o) {
         // changeBaud() silently falls back to the ROM rate and re-uploads the stub on failure.
         check(loader.baudrate === o.baud, `esptool-js fell back to ${loader.baudrate} baud: ${terminal.text().slice(-400)}`);
         if (o.kind !== 'tcp') check(port.baudRate === o.baud, `host port is at ${port.baudRate}`);
+        const opens = o.kind === 'pty-reopen' ? 2 : 1;
+        check(port.openCount === opens, `port opened ${port.openCount} times, expected ${opens}`);
       });
     }
     const notes = [];
