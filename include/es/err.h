@@ -7,39 +7,39 @@
 #include <stdarg.h>
 
 /* X(NAME, "json_name", "default hint for a person") */
-#define ES_ERRORS(X)                                                                              \
-    X(OK, "ok", "")                                                                               \
-    X(NOMEM, "no_memory", "the station ran out of memory")                                        \
-    X(INVALID_ARG, "invalid_argument", "this is a bug in espstation; please report it")           \
-    X(IO, "io_error", "check the file or device named in the message")                            \
-    X(USAGE, "usage", "run 'espstation --help' for the accepted commands and options")            \
-    X(SLIP_OVERFLOW, "slip_overflow", "the line carries garbage without frame delimiters")        \
-    X(SLIP_BAD_ESCAPE, "slip_bad_escape", "a byte was corrupted on the line")                     \
-    X(REPLY_SHORT, "reply_short", "the reply is shorter than its header says")                    \
-    X(REPLY_MALFORMED, "reply_malformed", "the board sent a reply the protocol does not allow")   \
-    X(REPLY_MISMATCH, "reply_mismatch", "the reply does not answer the pending command")          \
-    X(ROM_REFUSED, "rom_refused", "the board's loader refused the command; see its status")       \
-    X(UNSUPPORTED, "unsupported", "this chip's loader does not have that command")                \
-    X(NO_SYNC, "no_sync", "check power, cable and DTR/RTS wiring, or hold BOOT while resetting")  \
-    X(TIMEOUT, "timeout", "the board stopped answering; check cable, power and baud rate")        \
-    X(PORT_OPEN, "port_open", "check the port exists and the user may open it (group dialout)")   \
-    X(PORT_IO, "port_io", "the port failed or was unplugged")                                     \
-    X(PORT_CLOSED, "port_closed", "the board was unplugged or the port closed")                   \
-    X(UNKNOWN_CHIP, "unknown_chip", "this chip is not supported by espstation yet")               \
-    X(WRONG_CHIP, "wrong_chip", "plug in the chip the profile names, or use another profile")     \
-    X(BAD_MAC, "bad_mac", "the board's eFuse/OTP MAC could not be decoded")                       \
-    X(NO_FLASH, "no_flash", "no flash chip answered; check the module")                           \
-    X(FLASH_SIZE, "flash_size", "the images do not fit the board's flash; check flash.size")      \
-    X(IMAGE_LOAD, "image_load", "check the image path in the profile")                            \
-    X(IMAGE_HASH, "image_hash", "the image is not the one the profile pins; fix file or sha256")  \
-    X(IMAGE_FORMAT, "image_format", "the firmware image is malformed")                            \
-    X(IMAGE_CHIP, "image_chip", "the image was built for another chip")                           \
-    X(STUB, "stub", "the flasher stub could not be loaded or did not start")                      \
-    X(PROFILE, "profile", "fix the profile at the position given")                                \
-    X(FLASH_WRITE, "flash_write", "the board reported a flash write error")                       \
-    X(VERIFY_MISMATCH, "verify_mismatch", "flash contents differ from the image: reflash")        \
-    X(BAUD, "baud_change", "the board did not answer at the raised baud rate")                    \
-    X(INTERRUPTED, "interrupted", "the station was stopped before this board finished")           \
+#define ES_ERRORS(X)                                                                               \
+    X(OK, "ok", "")                                                                                \
+    X(NOMEM, "no_memory", "the station ran out of memory")                                         \
+    X(INVALID_ARG, "invalid_argument", "this is a bug in espstation; please report it")            \
+    X(IO, "io_error", "check the file or device named in the message")                             \
+    X(USAGE, "usage", "run 'espstation --help' for the accepted commands and options")             \
+    X(SLIP_OVERFLOW, "slip_overflow", "the line carries garbage without frame delimiters")         \
+    X(SLIP_BAD_ESCAPE, "slip_bad_escape", "a byte was corrupted on the line")                      \
+    X(REPLY_SHORT, "reply_short", "the reply is shorter than its header says")                     \
+    X(REPLY_MALFORMED, "reply_malformed", "the board sent a reply the protocol does not allow")    \
+    X(REPLY_MISMATCH, "reply_mismatch", "the reply does not answer the pending command")           \
+    X(ROM_REFUSED, "rom_refused", "the board's loader refused the command; see its status")        \
+    X(UNSUPPORTED, "unsupported", "this chip's loader does not have that command")                 \
+    X(NO_SYNC, "no_sync", "check power, cable and DTR/RTS wiring, or hold BOOT while resetting")   \
+    X(TIMEOUT, "timeout", "the board stopped answering; check cable, power and baud rate")         \
+    X(PORT_OPEN, "port_open", "check the port exists and the user may open it (group dialout)")    \
+    X(PORT_IO, "port_io", "the port failed or was unplugged")                                      \
+    X(PORT_CLOSED, "port_closed", "the board was unplugged or the port closed")                    \
+    X(UNKNOWN_CHIP, "unknown_chip", "this chip is not supported by espstation yet")                \
+    X(WRONG_CHIP, "wrong_chip", "plug in the chip the profile names, or use another profile")      \
+    X(BAD_MAC, "bad_mac", "the board's eFuse/OTP MAC could not be decoded")                        \
+    X(NO_FLASH, "no_flash", "no flash chip answered; check the module")                            \
+    X(FLASH_SIZE, "flash_size", "the images do not fit the board's flash; check flash.size")       \
+    X(IMAGE_LOAD, "image_load", "check the image path in the profile")                             \
+    X(IMAGE_HASH, "image_hash", "the image is not the one the profile pins; fix file or sha256")   \
+    X(IMAGE_FORMAT, "image_format", "the firmware image is malformed")                             \
+    X(IMAGE_CHIP, "image_chip", "the image was built for another chip")                            \
+    X(STUB, "stub", "the flasher stub could not be loaded or did not start")                       \
+    X(PROFILE, "profile", "fix the profile at the position given")                                 \
+    X(FLASH_WRITE, "flash_write", "the board reported a flash write error")                        \
+    X(VERIFY_MISMATCH, "verify_mismatch", "flash contents differ from the image: reflash")         \
+    X(BAUD, "baud_change", "the board did not answer at the raised baud rate")                     \
+    X(INTERRUPTED, "interrupted", "the station was stopped before this board finished")            \
     X(REPORT, "report", "check the reports directory is writable and the disk has space")
 
 enum es_code {

@@ -66,7 +66,7 @@ struct station {
     uint64_t start_ns;
     int64_t start_ms;
     pid_t sim_pid;
-    FILE *sim_out;  /* espsim's stdout, kept open while it runs */
+    FILE *sim_out; /* espsim's stdout, kept open while it runs */
     int sim_stdin; /* the write end of espsim's stdin, closed to stop it */
 };
 
