@@ -137,7 +137,7 @@ describe(`esptool-js 0.7.0 against espsim (time scale ${TIME_SCALE})`, () => {
         async () => {
           const files = [plan.image, ...(plan.marker ? [plan.marker] : [])];
           const r = await stubSession({ esptool, board: board(), baud: FAST_BAUD, files, verbose: VERBOSE });
-          console.log(`  ${chip}: ${r.description}, MAC ${r.mac}, flash id 0x${r.flashId.toString(16)}`);
+          console.log(`  ${chip}: ${r.description}, ${r.crystalMHz} MHz, MAC ${r.mac}, flash id 0x${r.flashId.toString(16)}`);
           for (const n of r.notes) console.log(`  ${chip} stub: ${n}`);
           for (const f of files) expected[chip].set(f.data, f.address);
         },

@@ -55,7 +55,7 @@ async function main() {
       for (const baud of o.bauds) {
         const r = await stubSession({ esptool, board, baud, files: [{ data: image, address }] });
         const s = r.steps;
-        const connect = s.seconds('connect + detect chip', 'read MAC');
+        const connect = s.seconds('connect + detect chip', 'read MAC', 'crystal from the UART divider');
         const stub = s.seconds('upload stub (MEM_* + OHAI)', `change baud to ${baud}`);
         const write = s.list.filter((x) => /^(write\+verify|SPI_FLASH_MD5)/.test(x.name)).reduce((a, x) => a + x.ms, 0) / 1000;
         const total = s.list.reduce((a, x) => a + x.ms, 0) / 1000;

@@ -144,6 +144,14 @@ async function connectAndIdentify({ esptool, board, kind, baud, steps, verbose }
       `esptool-js read MAC ${ctx.mac}, espsim announced ${board.mac}`,
     );
   });
+  await steps.run('crystal from the UART divider', async () => {
+    // esptool-js: divider x host baud / 10^6 (/2 on ESP8266), warns when far from 26 or 40 MHz.
+    // The divider the sim reports must match the rate the host synced at (§7.4, §13.5).
+    const before = terminal.lines.length;
+    ctx.crystalMHz = await loader.chip.getCrystalFreq(loader);
+    const warned = terminal.lines.slice(before).filter((l) => /WARNING/.test(l));
+    check(warned.length === 0, `esptool-js: ${warned.join(' ')}`);
+  });
   return ctx;
 }
 
@@ -184,7 +192,10 @@ export async function stubSession(o) {
         // it with `!= null`, so it writes the MISO bit length into SPI_CMD (offset 0) and never sets
         // USR1: the id it reads depends on whatever USR1 held. Reported, not asserted; the RDID
         // sequence of §7.5 is checked below instead.
-        notes.push(`esptool-js readFlashId() on the ESP8266 returned 0x${id.toString(16)} (client bug)`);
+        notes.push(
+          `esptool-js readFlashId() on the ESP8266 (MISO length written to SPI_CMD, USR1 left as it was) ` +
+            `returned 0x${id.toString(16)}`,
+        );
       } else {
         check(id === Number(o.board.flash_id), `flash id 0x${id.toString(16)}, espsim says ${o.board.flash_id}`);
       }
@@ -221,7 +232,15 @@ export async function stubSession(o) {
       await loader.after('hard_reset');
       await ctx.transport.disconnect();
     });
-    return { steps, notes, mac: ctx.mac, description: ctx.description, flashId, log: terminal.text() };
+    return {
+      steps,
+      notes,
+      mac: ctx.mac,
+      description: ctx.description,
+      crystalMHz: ctx.crystalMHz,
+      flashId,
+      log: terminal.text(),
+    };
   } catch (err) {
     err.message += `\n--- esptool-js output ---\n${terminal.text().slice(-3000)}`;
     throw err;
