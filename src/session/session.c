@@ -27,6 +27,7 @@
 #define ERASE_MS_PER_MB       40000
 #define MD5_MS_PER_MB         8000
 #define CHIP_ERASE_TIMEOUT_MS 120000
+#define STUB_WRITE_WINDOW     2 /* unacknowledged blocks the stub can hold (see write_window) */
 #define BLOCK_RETRIES         3 /* restarts of one image after a refused or lost block (§8.5) */
 #define RESET_HOLD_MS         100
 #define RESET_BOOT_MS         50 /* GPIO0 held low after EN rises; 550 on alternate attempts */
@@ -108,7 +109,8 @@ struct session {
     size_t img;
     const struct session_payload *payload;
     uint32_t seq, blocks, block_size;
-    size_t off; /* bytes of the stream (compressed or not) already sent */
+    uint32_t acked; /* blocks the loader has acknowledged; seq - acked are in flight */
+    size_t off;     /* bytes of the stream (compressed or not) already sent */
     int compressed;
     unsigned image_restarts;
     uint64_t done_bytes, total_bytes;
@@ -925,6 +927,7 @@ static void enter_write_begin(struct session *s)
     }
     s->block_size = s->loader == ROM_LOADER_STUB ? s->chip->stub_block_size : ROM_FLASH_BLOCK;
     s->seq = 0;
+    s->acked = 0;
     s->off = 0;
     s->blocks = rom_block_count((uint32_t)stream_size(s), s->block_size);
     b.blocks = s->blocks;
@@ -944,50 +947,81 @@ static void enter_write_begin(struct session *s)
     send_cmd(s, len, 0, per_mb_timeout(prep->size, ERASE_MS_PER_MB));
 }
 
-static void enter_write_data(struct session *s)
+/* Sends the next data block (sequence s->seq). Returns 0, or -1 when the session failed. */
+static int send_block(struct session *s)
 {
     const uint8_t *stream = s->compressed ? s->payload->zdata : s->payload->prepared->data;
     size_t n = stream_size(s) - s->off;
     size_t len;
-    uint64_t timeout = CMD_TIMEOUT_MS;
 
     if (n > s->block_size)
         n = s->block_size;
-    if (s->compressed) {
+    if (s->compressed)
         len = rom_encode_flash_defl_data(pkt_buf, sizeof(pkt_buf), s->seq, stream + s->off, n);
-        /* A compressed block may expand to much more flash than it is long (esptool sizes the
-         * timeout by the uncompressed bytes, 40 s/MB). */
-        timeout = per_mb_timeout((uint64_t)n * s->payload->prepared->size / s->payload->zsize,
-                                 ERASE_MS_PER_MB);
-    } else {
+    else
         len = rom_encode_flash_data(pkt_buf, sizeof(pkt_buf), s->seq, stream + s->off, n,
                                     s->block_size);
+    s->pending_op = pkt_buf[1];
+    s->pending_result_len = 0;
+    if (send_packet(s, len) < 0)
+        return -1;
+    s->off += n;
+    s->seq++;
+    return 0;
+}
+
+/* Keeps up to write_window(s) blocks unacknowledged, so the line does not sit idle for a round
+ * trip between blocks, and (re)arms the timeout for the oldest one. The stub answers a block as
+ * soon as it has taken it out of its receive buffer, before programming it; it has two such
+ * buffers, so two unacknowledged blocks always fit. The ROMs program a block before answering,
+ * so they get one at a time. */
+static unsigned write_window(const struct session *s)
+{
+    return s->loader == ROM_LOADER_STUB ? STUB_WRITE_WINDOW : 1;
+}
+
+static void enter_write_data(struct session *s)
+{
+    uint64_t timeout = CMD_TIMEOUT_MS;
+
+    while (s->seq - s->acked < write_window(s) && s->off < stream_size(s)) {
+        if (send_block(s) < 0)
+            return;
     }
-    send_cmd(s, len, 0, timeout);
+    if (s->compressed) {
+        /* A compressed block may expand to much more flash than it is long (esptool sizes the
+         * timeout by the uncompressed bytes, 40 s/MB). Each block in flight adds its time. */
+        timeout = per_mb_timeout((uint64_t)s->block_size * s->payload->prepared->size /
+                                     s->payload->zsize * (s->seq - s->acked),
+                                 ERASE_MS_PER_MB);
+    }
+    s->pending_timeout_ms = timeout;
+    s->waiting = 1;
+    arm_timer(s, scaled(s, timeout));
 }
 
 static uint64_t image_done_bytes(const struct session *s)
 {
     uint64_t before = 0, size = s->profile->images[s->img].image->size;
+    uint64_t acked = (uint64_t)s->acked * s->block_size;
 
     for (size_t i = 0; i < s->img; i++)
         before += s->profile->images[i].image->size;
     if (stream_size(s) == 0)
         return before;
-    return before + (uint64_t)s->off * size / stream_size(s);
+    if (acked > stream_size(s))
+        acked = stream_size(s);
+    return before + acked * size / stream_size(s);
 }
 
 static void write_data_done(struct session *s)
 {
-    size_t n = stream_size(s) - s->off;
-
-    s->off += n > s->block_size ? s->block_size : n;
-    s->seq++;
+    s->acked++;
     s->done_bytes = image_done_bytes(s);
     if (s->cb.on_progress != NULL)
         s->cb.on_progress(s, s->done_bytes, s->total_bytes, s->arg);
-    if (s->off < stream_size(s)) {
-        goto_state(s, ST_WRITE_DATA);
+    if (s->acked < s->blocks) {
+        enter_write_data(s);
         return;
     }
     s->images[s->img].written_bytes = s->payload->prepared->size;

@@ -102,7 +102,7 @@ function runStation(dir, args, signalSpec, logName) {
 
 function findRunDir(reports) {
   const runs = fs.readdirSync(reports).filter((d) => fs.statSync(path.join(reports, d)).isDirectory());
-  runs.sort();
+  runs.sort((a, b) => fs.statSync(path.join(reports, a)).mtimeMs - fs.statSync(path.join(reports, b)).mtimeMs);
   return path.join(reports, runs[runs.length - 1]);
 }
 
@@ -187,7 +187,9 @@ async function runCase(file) {
     check(result.signal === "SIGKILL", `espstation was not killed (exit ${result.code})`);
   else check(result.code === wantExit, `exit status ${result.code}, expected ${wantExit}`);
 
-  const runDir = findRunDir(path.join(dir, "reports"));
+  // The run directory espstation named on its last line; after a SIGKILL, the newest one.
+  const named = result.lines.map((l) => l.match(/^reports: (.*)$/)).filter(Boolean).pop();
+  const runDir = named ? named[1] : findRunDir(path.join(dir, "reports"));
   const reports = slotReports(runDir);
   for (const line of sections.expect || []) {
     const words = line.trim().split(/\s+/);

@@ -252,7 +252,17 @@ int sim_write_data(struct sim_board *b, const uint8_t *data, uint32_t n, int jit
     if (jit_erase) {
         uint64_t end = (uint64_t)w->ptr + n;
 
+        /* The stub erases a whole 64 KiB block (one 0xD8 command) where the region still to
+         * erase starts on a block boundary and covers it, else 4 KiB sectors (§10.2). */
         while (w->erase_next < w->erase_end && w->erase_next < end) {
+            if (w->erase_next % SIM_FLASH_BLOCK == 0 &&
+                w->erase_end - w->erase_next >= SIM_FLASH_BLOCK) {
+                for (uint32_t i = 0; i < SIM_FLASH_BLOCK; i += SIM_FLASH_SECTOR)
+                    sim_flash_erase_sector(&b->flash, w->erase_next + i);
+                w->erase_next += SIM_FLASH_BLOCK;
+                *cost_ns += SIM_T_ERASE_BLOCK_NS;
+                continue;
+            }
             sim_flash_erase_sector(&b->flash, w->erase_next);
             w->erase_next += SIM_FLASH_SECTOR;
             sectors++;

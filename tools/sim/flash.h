@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #define SIM_FLASH_SECTOR 4096u
+#define SIM_FLASH_BLOCK  65536u /* the 64 KiB erase block (SPI command 0xD8) */
 
 struct sim_flash {
     uint8_t *mem;  /* borrowed from the shell (the mmap of the state file) */

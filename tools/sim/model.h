@@ -18,6 +18,7 @@
 #define SIM_T_CMD_NS            (200ull * 1000)     /* decode and answer a simple command */
 #define SIM_T_SYNC_NS           (1ull * 1000000)    /* first SYNC reply (§15.1: ~1 ms) */
 #define SIM_T_ERASE_SECTOR_NS   (45ull * 1000000)   /* one 4 KiB sector */
+#define SIM_T_ERASE_BLOCK_NS    (150ull * 1000000)  /* one 64 KiB block (W25Q32 typical) */
 #define SIM_T_PROGRAM_KIB_NS    (3ull * 1000000)    /* program 1 KiB */
 #define SIM_T_MD5_MIB_NS        (100ull * 1000000)  /* MD5 over 1 MiB of flash */
 #define SIM_T_CHIP_ERASE_MIB_NS (2500ull * 1000000) /* stub ERASE_FLASH, per MiB of flash */
