@@ -91,6 +91,7 @@ struct report_device {
     size_t n_timings;
 
     uint64_t tx_bytes, rx_bytes; /* on the wire, SLIP framing included */
+    uint64_t write_tx_bytes;     /* of tx_bytes, those sent in the write phase (line efficiency) */
     unsigned connect_retries, block_retries;
     enum report_loader loader;
     unsigned baud; /* final baud rate; 0: unknown */

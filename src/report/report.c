@@ -416,6 +416,7 @@ static json_t *device_json(const struct report_device *d)
     if (wire != NULL) {
         bad |= put(wire, "tx_bytes", juint(d->tx_bytes));
         bad |= put(wire, "rx_bytes", juint(d->rx_bytes));
+        bad |= put(wire, "write_tx_bytes", juint(d->write_tx_bytes));
     }
     bad |= put(root, "wire", wire);
     retries = json_object();

@@ -235,6 +235,8 @@ static int send_packet(struct session *s, size_t len)
         return -1;
     }
     s->rep.tx_bytes += wire;
+    if (s->phase == SESSION_PHASE_WRITE)
+        s->rep.write_tx_bytes += wire;
     return 0;
 }
 

@@ -477,6 +477,7 @@ static struct report_device full_device(void)
     d.timings = timings;
     d.n_timings = sizeof(timings) / sizeof(timings[0]);
     d.tx_bytes = 1123456;
+    d.write_tx_bytes = 1000001;
     d.rx_bytes = 4567;
     d.connect_retries = 2;
     d.block_retries = 1;
@@ -577,6 +578,7 @@ static void test_device_round_trip(void **state)
 
     assert_int_equal(I(OBJ(root, "wire"), "tx_bytes"), 1123456);
     assert_int_equal(I(OBJ(root, "wire"), "rx_bytes"), 4567);
+    assert_int_equal(I(OBJ(root, "wire"), "write_tx_bytes"), 1000001);
     assert_int_equal(I(OBJ(root, "retries"), "connect"), 2);
     assert_int_equal(I(OBJ(root, "retries"), "block"), 1);
     assert_string_equal(S(root, "loader"), "stub");
