@@ -93,6 +93,7 @@ struct report_device {
     uint64_t tx_bytes, rx_bytes; /* on the wire, SLIP framing included */
     uint64_t write_tx_bytes;     /* of tx_bytes, those sent in the write phase (line efficiency) */
     unsigned connect_retries, block_retries;
+    unsigned baud_fallbacks; /* reconnects to a lower rate after the raised one failed */
     enum report_loader loader;
     unsigned baud; /* final baud rate; 0: unknown */
 

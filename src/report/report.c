@@ -422,6 +422,7 @@ static json_t *device_json(const struct report_device *d)
     retries = json_object();
     if (retries != NULL) {
         bad |= put(retries, "connect", juint(d->connect_retries));
+        bad |= put(retries, "baud", juint(d->baud_fallbacks));
         bad |= put(retries, "block", juint(d->block_retries));
     }
     bad |= put(root, "retries", retries);

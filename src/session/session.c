@@ -24,6 +24,7 @@
 #define MEM_END_TIMEOUT_MS    200  /* the ROM's MEM_END reply may never come (§3.5) */
 #define OHAI_TIMEOUT_MS       1000 /* stub greeting after MEM_END */
 #define BAUD_SETTLE_MS        50   /* after CHANGE_BAUDRATE, before the next command (§3.10) */
+#define BAUD_PROBE_MS         500  /* a board that does not answer this fast at the new rate */
 #define ERASE_MS_PER_MB       40000
 #define MD5_MS_PER_MB         8000
 #define CHIP_ERASE_TIMEOUT_MS 120000
@@ -46,6 +47,7 @@ enum state {
     ST_STUB_END,
     ST_BAUD,
     ST_BAUD_SETTLE,
+    ST_BAUD_PROBE,
     ST_ATTACH,
     ST_FLASH_ID,
     ST_SET_PARAMS,
@@ -87,6 +89,7 @@ struct session {
 
     enum rom_loader loader;
     uint32_t baud;
+    uint32_t baud_cap; /* after a failed raise: the highest rate still to try, else 0 */
     const struct chip *chip;
     const struct profile *profile;
     struct chip_info info;
@@ -358,6 +361,7 @@ static void enter_stub_begin(struct session *s);
 static void enter_stub_data(struct session *s);
 static void enter_stub_end(struct session *s);
 static void enter_baud(struct session *s);
+static void enter_baud_probe(struct session *s);
 static void enter_attach(struct session *s);
 static void enter_flash_id(struct session *s);
 static void enter_set_params(struct session *s);
@@ -384,6 +388,7 @@ static void enter_state(struct session *s)
     case ST_STUB_END: enter_stub_end(s); break;
     case ST_BAUD: enter_baud(s); break;
     case ST_BAUD_SETTLE: arm_timer(s, BAUD_SETTLE_MS); break;
+    case ST_BAUD_PROBE: enter_baud_probe(s); break;
     case ST_ATTACH: enter_attach(s); break;
     case ST_FLASH_ID: enter_flash_id(s); break;
     case ST_SET_PARAMS: enter_set_params(s); break;
@@ -522,6 +527,7 @@ static int alloc_images(struct session *s)
 {
     const struct profile *p = s->profile;
 
+    free(s->images); /* a reconnect (baud fallback) detects the chip again */
     s->images = calloc(p->n_images, sizeof(*s->images));
     if (s->images == NULL) {
         session_fail(s, ES_NOMEM, "out of memory");
@@ -680,7 +686,20 @@ static void stub_started(struct session *s)
  * the old rate, then the host switches, waits and flushes. */
 static uint32_t wanted_baud(const struct session *s)
 {
-    return s->profile->flash_baud != 0 ? s->profile->flash_baud : s->baud;
+    uint32_t want = s->profile->flash_baud != 0 ? s->profile->flash_baud : s->baud;
+
+    return s->baud_cap != 0 && want > s->baud_cap ? s->baud_cap : want;
+}
+
+/* The next standard rate below baud, or 0 when there is none above the sync rate. */
+static uint32_t lower_baud(const struct session *s, uint32_t baud)
+{
+    static const uint32_t rates[] = {2000000, 1500000, 921600, 460800, 230400, 115200};
+
+    for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
+        if (rates[i] < baud)
+            return rates[i] > s->profile->baud ? rates[i] : 0;
+    return 0;
 }
 
 static void enter_baud(struct session *s)
@@ -720,7 +739,40 @@ static void baud_settled(struct session *s)
 {
     port_flush_input(s->port);
     slip_decoder_reset(&s->dec);
-    goto_state(s, ST_ATTACH);
+    goto_state(s, ST_BAUD_PROBE);
+}
+
+/* One command at the new rate proves the line works before anything is written at it. */
+static void enter_baud_probe(struct session *s)
+{
+    send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), CHIP_MAGIC_REG), 0, BAUD_PROBE_MS);
+}
+
+/* The board does not answer at the raised rate (cable, adapter or board limit): start over at
+ * the profile's rate and raise only to the next lower rate this time. The board is now at a rate
+ * nobody can talk to, so only a reset brings it back. */
+static void baud_fallback(struct session *s)
+{
+    struct es_err err;
+    uint32_t failed = s->baud, next = lower_baud(s, failed);
+
+    if (!port_can_reset(s->port)) {
+        session_fail(s, ES_BAUD,
+                     "no reply at %u baud, and the port cannot reset the board to try a lower "
+                     "rate; lower flash_baud in the profile",
+                     failed);
+        return;
+    }
+    if (port_set_baud(s->port, s->profile->baud, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    s->baud = s->profile->baud;
+    s->baud_cap = next != 0 ? next : s->profile->baud;
+    s->rep.baud_fallbacks++;
+    note(s, "baud_fallback", "no reply at %u baud; reconnecting to try %u", failed, s->baud_cap);
+    s->loader = ROM_LOADER_ESP32;
+    goto_state(s, ST_RESET);
 }
 
 /* Attach the SPI flash: SPI_ATTACH on ESP32-family chips; the ESP8266 ROM attaches on a
@@ -1178,6 +1230,7 @@ static void on_reply(struct session *s, const struct rom_reply *r)
         arm_timer(s, scaled(s, OHAI_TIMEOUT_MS));
         break;
     case ST_BAUD: baud_done(s); break;
+    case ST_BAUD_PROBE: goto_state(s, ST_ATTACH); break;
     case ST_ATTACH: goto_state(s, ST_FLASH_ID); break;
     case ST_FLASH_ID: flash_id_done(s, r); break;
     case ST_SET_PARAMS: goto_state(s, ST_ERASE); break;
@@ -1257,6 +1310,7 @@ static void on_step_timeout(uv_timer_t *t)
         enter_sync(s);
         return;
     case ST_BAUD_SETTLE: baud_settled(s); return;
+    case ST_BAUD_PROBE: baud_fallback(s); return;
     case ST_RUN_RESET: enter_run_reset(s); return;
     case ST_STUB_END:
         if (s->step == 0) {
