@@ -189,7 +189,33 @@ static int load_profiles(const struct options *o, struct profile **profiles)
     return 0;
 }
 
-/* Expands the ports of the command line, else those of the first profile. */
+/* Every USB serial port, in slot order: the default when neither the command line nor the
+ * profile names ports (design.md). */
+static int usb_ports(char ***ports, size_t *n)
+{
+    struct port_info *list;
+    size_t nl;
+    struct es_err err;
+
+    if (port_list(&list, &nl, &err) < 0) {
+        fprintf(stderr, "espstation: %s\n", err.msg);
+        return EXIT_BADINPUT;
+    }
+    port_sort(list, nl);
+    for (size_t i = 0; i < nl; i++)
+        if (list[i].transport == PORT_TRANSPORT_USB)
+            push(ports, n, strdup(list[i].name));
+    port_list_free(list, nl);
+    if (*n == 0) {
+        fprintf(stderr, "espstation: no USB serial ports found; plug in the boards, or give "
+                        "--port, a `ports:` list in the profile, or --simulate N\n");
+        return EXIT_BADINPUT;
+    }
+    return 0;
+}
+
+/* Expands the ports of the command line, else those of the first profile, else every USB
+ * serial port. */
 static int resolve_ports(const struct options *o, const struct profile *p, char ***ports, size_t *n)
 {
     struct es_err err;
@@ -216,6 +242,8 @@ static int resolve_ports(const struct options *o, const struct profile *p, char 
     }
     if (o->simulate > 0)
         return 0;
+    if (p->n_ports == 0)
+        return usb_ports(ports, n);
     for (size_t i = 0; i < p->n_ports; i++) {
         const struct profile_port *pp = &p->ports[i];
         if (pp->path != NULL && strncmp(pp->path, "socket://", 9) == 0) {

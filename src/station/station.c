@@ -311,12 +311,20 @@ static void journal_event(struct station *st, struct slot *slot, const char *eve
         st->journal_ok = 0;
     }
     if (st->cfg->output == STATION_OUTPUT_JSON) {
-        char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        /* The journal's line shape on stdout too: "t" first. */
+        char t[REPORT_UTC_LEN], *line;
+        json_t *out = json_object();
+
+        report_format_utc(report_now_ms(), t);
+        json_object_set_new(out, "t", json_string(t));
+        json_object_update(out, o);
+        line = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
         if (line != NULL) {
             printf("%s\n", line);
             fflush(stdout);
             free(line);
         }
+        json_decref(out);
     }
     json_decref(o);
 }
