@@ -124,8 +124,9 @@ struct session {
 
     struct report_device rep;
     struct report_image *images;
-    struct report_timing timings[SESSION_PHASE_COUNT];
+    uint64_t phase_ms[SESSION_PHASE_COUNT]; /* time spent in each phase so far */
     int phase_seen[SESSION_PHASE_COUNT];
+    struct report_timing timings[SESSION_PHASE_COUNT]; /* the phases that ran, for the report */
     const char *chip_display;
 };
 
@@ -191,7 +192,7 @@ static void set_phase(struct session *s, enum session_phase phase)
     if (phase == s->phase && s->phase_seen[phase])
         return;
     if (s->phase_seen[s->phase])
-        s->timings[s->phase].ms += (now - s->phase_start_ns) / 1000000u;
+        s->phase_ms[s->phase] += (now - s->phase_start_ns) / 1000000u;
     s->phase = phase;
     s->phase_start_ns = now;
     s->phase_seen[phase] = 1;
@@ -318,26 +319,20 @@ static void session_finish(struct session *s, enum report_result result)
         return;
     s->finishing = 1;
     set_phase(s, result == REPORT_PASS ? SESSION_PHASE_DONE : s->phase);
-    /* Close the books on the current phase. */
-    s->timings[s->phase].ms += (uv_hrtime() - s->phase_start_ns) / 1000000u;
-    s->phase_start_ns = uv_hrtime();
+    s->phase_ms[s->phase] += (uv_hrtime() - s->phase_start_ns) / 1000000u;
     s->rep.result = result;
     s->rep.end_ms = report_now_ms();
     s->rep.baud = s->baud;
     if (s->synced)
         s->rep.loader = s->loader == ROM_LOADER_STUB ? REPORT_LOADER_STUB : REPORT_LOADER_ROM;
-    {
-        /* Report the phases in the order they ran, which is their enum order. */
-        struct report_timing *t = s->timings;
-        size_t n = 0;
-        for (int i = 0; i < SESSION_PHASE_COUNT; i++) {
-            if (!s->phase_seen[i] || i == SESSION_PHASE_DONE)
-                continue;
-            t[n].phase = phase_names[i];
-            t[n].ms = s->timings[i].ms;
-            n++;
-        }
-        s->rep.n_timings = n;
+    /* The phases in the order they ran, which is their enum order. */
+    s->rep.n_timings = 0;
+    for (int i = 0; i < SESSION_PHASE_DONE; i++) {
+        if (!s->phase_seen[i])
+            continue;
+        s->timings[s->rep.n_timings].phase = phase_names[i];
+        s->timings[s->rep.n_timings].ms = s->phase_ms[i];
+        s->rep.n_timings++;
     }
     s->state = ST_CLOSING;
     s->waiting = 0;
