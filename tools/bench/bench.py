@@ -164,16 +164,35 @@ def ensure_build(build):
         "espsim": os.path.join(build, "tools", "sim", "espsim"),
         "mkimage": os.path.join(build, "tools", "mkimage", "mkimage"),
     }
-    if not all(os.access(p, os.X_OK) for p in exes.values()):
-        log(f"building espstation, espsim and mkimage in {build} (Release)")
+    if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
+        log(f"configuring {build} (Release)")
         subprocess.run(["cmake", "-S", REPO, "-B", build, "-DCMAKE_BUILD_TYPE=Release"],
                        check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", build, "-j2", "--target", *exes.keys()], check=True,
-                       stdout=subprocess.DEVNULL)
+    # Always bring the three targets up to date (a no-op when they are), so the bench measures
+    # the tree as it is; if that fails but old binaries exist, say so and measure those.
+    log(f"building espstation, espsim and mkimage in {build}")
+    r = subprocess.run(["cmake", "--build", build, "-j2", "--target", *exes.keys()],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        if not all(os.access(p, os.X_OK) for p in exes.values()):
+            raise BenchError(f"the build failed: {r.stderr.strip()[-2000:]}")
+        log(f"WARNING: the build failed, measuring the binaries already in {build}: "
+            f"{r.stderr.strip()[-300:]}")
     for name, p in exes.items():
         if not os.access(p, os.X_OK):
             raise BenchError(f"{p} is missing after the build ({name})")
     return exes
+
+
+def git_describe():
+    """The commit measured, with '-dirty' when tracked files differ from it."""
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "diff", "--quiet", "HEAD", "--"]).returncode
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def build_launcher(work):
@@ -416,10 +435,14 @@ class Bench:
                 err.close()
                 text = child.proc.stdout.read().decode(errors="replace")
                 child.proc.stdout.close()
-                try:
-                    out = json.loads(text.strip().splitlines()[-1])
-                except (ValueError, IndexError):
-                    out = {"ok": False, "error": f"no JSON line: {text[-500:]!r}"}
+                out = {"ok": False, "error": f"no JSON line: {text[-500:]!r}"}
+                for line in reversed(text.splitlines()):  # esptool-js may print after it
+                    if line.startswith("{"):
+                        try:
+                            out = json.loads(line)
+                            break
+                        except ValueError:
+                            pass
                 pb = {"slot": b["slot"], "chip": b["chip"], "baud": baud, "proc": r,
                       "result": "pass" if out.get("ok") and r["code"] == 0 else "fail",
                       "error": out.get("error"), "peer": out}
@@ -512,7 +535,8 @@ def report(bench, per_board, scaling, peer_board, peer_many, costs, o):
     p = lambda s="": out.append(s)
     p(f"espstation bench: espsim --time-scale 1, {IMAGE_SIZE >> 20} MiB MicroPython-like image "
       f"(mkimage seed 1), ESP8266 @0x0, ESP32 @0x1000, dio/40m/detect, erase none, verify md5")
-    p(f"machine: {os.cpu_count()} CPUs; espsim started per run by the bench (fresh flash)")
+    p(f"tree {o.commit}; machine: {os.cpu_count()} CPUs; espsim started per run by the bench "
+      f"(fresh flash)")
     p()
     p("1. Per board (one board, one espsim; open->verified = sum of timings_ms up to and "
       "including verify; esptool-js: port created -> MD5 verified)")
@@ -603,8 +627,13 @@ def report(bench, per_board, scaling, peer_board, peer_many, costs, o):
              "station wall s", "peer wall s", "time ratio", "station CPU s", "peer CPU s",
              "CPU ratio", "station RSS MiB", "peer RSS MiB", "memory ratio", "espsim CPU (peer run)"],
             rows))
-    p()
 
+    for _, _, prec in pairs:
+        for b in prec["boards"]:
+            if b["result"] != "pass":
+                p(f"   esptool-js failed: {prec['label']} slot {b['slot']} ({b['chip']}): "
+                  f"{str(b.get('error'))[:160]}")
+    p()
     p("Targets")
     res = []
 
@@ -663,7 +692,7 @@ def report(bench, per_board, scaling, peer_board, peer_many, costs, o):
             sc, qc = s["proc"]["cpu_s"] / n, q["proc"]["cpu_s"] / n
             target(f"station CPU >= 20x lower per board than esptool-js (N={n})",
                    qc >= T_CPU_RATIO * sc, f"espstation {sc:.4f} s/board, esptool-js {qc:.3f} "
-                   f"s/board = {qc / sc:.0f}x", "station CPU per board is dominated by "
+                   f"s/board = {qc / sc:.0f}x (esptool-js boards passed: {q['passed']}/{n})", "station CPU per board is dominated by "
                    "the fixed start-up cost when N is small")
     if scaling:
         ns = sorted(scaling)
@@ -698,8 +727,8 @@ def parse_args(argv):
     ap.add_argument("--bauds", help="per-board bauds (default 115200,460800,921600)")
     ap.add_argument("--counts", help="board counts for scaling (default 8,16,32,64)")
     ap.add_argument("--peer-bauds", help="per-board bauds for esptool-js (default: --bauds)")
-    ap.add_argument("--peer-count", type=int,
-                    help="boards for the parallel esptool-js run (default: the largest count)")
+    ap.add_argument("--peer-counts",
+                    help="board counts for the parallel esptool-js runs (default 32,64; quick: 8)")
     ap.add_argument("--no-peer", action="store_true", help="skip esptool-js")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--node", default=shutil.which("node") or "node")
@@ -711,8 +740,8 @@ def parse_args(argv):
     o.scale_baud = 921600
     if o.scale_baud not in o.bauds:
         o.bauds.append(o.scale_baud)
-    if o.peer_count is None:
-        o.peer_count = max(o.counts)
+    o.peer_counts = (ints(o.peer_counts) if o.peer_counts is not None
+                     else ([8] if o.quick else [32, 64]))
     o.build = os.path.abspath(o.build)
     o.out = o.out or os.path.join(o.build, "bench.json")
     return o
@@ -726,6 +755,7 @@ def main(argv):
     o = parse_args(argv)
     t_start = time.monotonic()
     exes = ensure_build(o.build)
+    o.commit = git_describe()
     if not o.no_peer:
         if not os.path.exists(os.path.join(REPO, "npm", "node_modules", "esptool-js")):
             raise BenchError("esptool-js is not installed: run tools/setup-deps.sh (or pass --no-peer)")
@@ -751,8 +781,7 @@ def main(argv):
         bench.baseline = baseline_rss(exes["espstation"], bench)
         for n in o.counts:
             scaling[n] = bench.station(f"n{n}", mixed(n), o.scale_baud)
-        if not o.no_peer and o.peer_count:
-            n = o.peer_count
+        for n in [] if o.no_peer else o.peer_counts:
             if n not in scaling:
                 scaling[n] = bench.station(f"n{n}", mixed(n), o.scale_baud)
             peer_many[n] = bench.peer(f"n{n}", mixed(n), o.scale_baud)
@@ -766,7 +795,7 @@ def main(argv):
         if bench.failures:
             print("runs that failed:\n  " + "\n  ".join(bench.failures))
         with open(o.out, "w") as fh:
-            json.dump({"command": [sys.argv[0], *argv], "elapsed_s": elapsed,
+            json.dump({"command": [sys.argv[0], *argv], "commit": o.commit, "elapsed_s": elapsed,
                        "cpus": os.cpu_count(), "image_size": IMAGE_SIZE, "model": costs,
                        "targets_met": sum(results), "targets": len(results),
                        "failures": bench.failures, "runs": bench.runs, "table": text},
