@@ -19,4 +19,9 @@
 int es_atomic_write(const char *dir, const char *name, const void *data, size_t len,
                     struct es_err *err);
 
+/* fsyncs the directory dir so that entries just created or renamed in it survive a power cut.
+ * A file system that cannot fsync a directory (EINVAL/ENOTSUP, some network shares) counts as
+ * success. Returns 0 or ES_REPORT naming the failing call. */
+int es_sync_dir(const char *dir, struct es_err *err);
+
 #endif

@@ -64,10 +64,9 @@ static int open_tmp(const char *dir, const char *name, char *tmp, size_t cap, st
     return es_fail(err, ES_REPORT, "open %s: 100 temporary names in a row already exist", tmp);
 }
 
-/* Makes the rename durable. Some file systems (certain network shares) cannot fsync a directory
- * and say EINVAL; the rename has happened and there is nothing more we can do, so that is success.
- */
-static int sync_dir(const char *dir, struct es_err *err)
+/* Some file systems (certain network shares) cannot fsync a directory and say EINVAL; the
+ * entry is in place and there is nothing more we can do, so that is success. */
+int es_sync_dir(const char *dir, struct es_err *err)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = 0;
@@ -75,8 +74,7 @@ static int sync_dir(const char *dir, struct es_err *err)
     if (fd < 0)
         return es_fail(err, ES_REPORT, "open directory %s (to fsync it): %s", dir, strerror(errno));
     if (fsync(fd) < 0 && errno != EINVAL && errno != ENOTSUP)
-        rc = es_fail(err, ES_REPORT, "fsync directory %s: %s (the new file is in place)", dir,
-                     strerror(errno));
+        rc = es_fail(err, ES_REPORT, "fsync directory %s: %s", dir, strerror(errno));
     close(fd);
     return rc;
 }
@@ -117,7 +115,9 @@ int es_atomic_write(const char *dir, const char *name, const void *data, size_t 
         rc = es_fail(err, ES_REPORT, "rename %s to %s: %s", tmp, dst, strerror(errno));
         goto out_unlink;
     }
-    return sync_dir(dir, err);
+    if (es_sync_dir(dir, err) < 0)
+        return es_err_prefix(err, "%s is in place", name);
+    return 0;
 
 out_close:
     close(fd);

@@ -122,21 +122,6 @@ static int make_dirs(const char *path, struct es_err *err)
     return 0;
 }
 
-/* fsync a directory so a new entry in it survives a power cut; EINVAL means the file system
- * cannot, which we accept (see atomic_file.c). */
-static int sync_dir(const char *dir, struct es_err *err)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = 0;
-
-    if (fd < 0)
-        return es_fail(err, ES_REPORT, "open directory %s (to fsync it): %s", dir, strerror(errno));
-    if (fsync(fd) < 0 && errno != EINVAL && errno != ENOTSUP)
-        rc = es_fail(err, ES_REPORT, "fsync directory %s: %s", dir, strerror(errno));
-    close(fd);
-    return rc;
-}
-
 int report_run_dir_create(const char *reports_root, char *out_dir, size_t cap, struct es_err *err)
 {
     struct timespec ts;
@@ -161,7 +146,7 @@ int report_run_dir_create(const char *reports_root, char *out_dir, size_t cap, s
             return es_fail(err, ES_REPORT, "run directory path under %s does not fit %zu bytes",
                            reports_root, cap);
         if (mkdir(out_dir, 0777) == 0)
-            return sync_dir(reports_root, err);
+            return es_sync_dir(reports_root, err);
         if (errno != EEXIST)
             return es_fail(err, ES_REPORT, "mkdir %s: %s", out_dir, strerror(errno));
     }
