@@ -40,6 +40,32 @@ struct sim_chip_desc {
 };
 extern const struct sim_chip_desc sim_chip_table[2];
 
+/* Command bytes as the simulated loaders read them (protocol doc §3.1). The simulator keeps its
+ * own list, apart from src/proto, so that one misreading cannot hide on both sides. */
+enum sim_op {
+    OP_FLASH_BEGIN = 0x02,
+    OP_FLASH_DATA = 0x03,
+    OP_FLASH_END = 0x04,
+    OP_MEM_BEGIN = 0x05,
+    OP_MEM_END = 0x06,
+    OP_MEM_DATA = 0x07,
+    OP_SYNC = 0x08,
+    OP_WRITE_REG = 0x09,
+    OP_READ_REG = 0x0A,
+    OP_SPI_SET_PARAMS = 0x0B,
+    OP_SPI_ATTACH = 0x0D,
+    OP_READ_FLASH_SLOW = 0x0E,
+    OP_CHANGE_BAUDRATE = 0x0F,
+    OP_FLASH_DEFL_BEGIN = 0x10,
+    OP_FLASH_DEFL_DATA = 0x11,
+    OP_FLASH_DEFL_END = 0x12,
+    OP_SPI_FLASH_MD5 = 0x13,
+    OP_ERASE_FLASH = 0xD0, /* stub only, like the three below */
+    OP_ERASE_REGION = 0xD1,
+    OP_READ_FLASH = 0xD2,
+    OP_RUN_USER_CODE = 0xD3,
+};
+
 enum sim_mode {
     SIM_MODE_RESET,     /* EN held low, or released but inside the glitch filter */
     SIM_MODE_ROM,       /* ROM download loader */

@@ -9,26 +9,6 @@
 #include "es/le.h"
 #include "model.h"
 
-enum {
-    OP_FLASH_BEGIN = 0x02,
-    OP_FLASH_DATA = 0x03,
-    OP_FLASH_END = 0x04,
-    OP_MEM_BEGIN = 0x05,
-    OP_MEM_END = 0x06,
-    OP_MEM_DATA = 0x07,
-    OP_SYNC = 0x08,
-    OP_WRITE_REG = 0x09,
-    OP_READ_REG = 0x0A,
-    OP_SPI_SET_PARAMS = 0x0B,
-    OP_SPI_ATTACH = 0x0D,
-    OP_READ_FLASH_SLOW = 0x0E,
-    OP_CHANGE_BAUDRATE = 0x0F,
-    OP_FLASH_DEFL_BEGIN = 0x10,
-    OP_FLASH_DEFL_DATA = 0x11,
-    OP_FLASH_DEFL_END = 0x12,
-    OP_SPI_FLASH_MD5 = 0x13,
-};
-
 /* ROM error codes (§2.5). */
 enum {
     ROM_BAD_FORMAT = 0x05,
