@@ -33,7 +33,9 @@
 #define RESET_HOLD_MS         100
 #define RESET_BOOT_MS         50 /* GPIO0 held low after EN rises; 550 on alternate attempts */
 #define RESET_DRAIN_MS        50 /* boot text drained before the first SYNC (§4) */
-#define DECODER_CAP           (20 * 1024)
+/* Replies are short (the longest, a ROM MD5, is 44 bytes); 8 KiB leaves room for a READ_FLASH
+ * packet later and costs little per board (64 boards: 512 KiB). */
+#define DECODER_CAP (8 * 1024)
 
 enum state {
     ST_IDLE,
