@@ -25,7 +25,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/es-fuzz.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
 status=0
-for name in slip rom; do
+for name in slip rom profile; do
     bin=$build/tests/fuzz/fuzz_$name
     if [ ! -x "$bin" ]; then
         echo "fuzz $name: $bin not found; configure with CC=clang -DESPSTATION_FUZZ=ON and build" >&2
