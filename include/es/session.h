@@ -14,6 +14,7 @@
 #include "es/chip.h"
 #include "es/err.h"
 #include "es/image.h"
+#include "es/port.h"
 #include "es/profile.h"
 #include "es/report.h"
 #include "es/stub.h"
@@ -87,6 +88,7 @@ struct session_config {
     size_t n_profiles;
     const struct stub_image *stubs; /* indexed by enum chip_model; entries with chip NULL: none */
     enum session_mode mode;
+    const struct port_info *usb; /* the port's USB identity for the report, or NULL */
     double timeout_scale; /* multiplies every timeout (sanitizer builds, slow hosts); 1 = normal */
     int verbose;          /* note every frame as hex (SERIAL TX / RX) */
 };

@@ -1366,6 +1366,13 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg,
     slip_decoder_init(&s->dec, s->decbuf, DECODER_CAP, on_frame, NULL, s);
     s->rep.slot = cfg->slot;
     s->rep.port = cfg->port;
+    if (cfg->usb != NULL && cfg->usb->usb_vid >= 0) {
+        s->rep.usb_valid = true;
+        s->rep.usb_vid = (uint16_t)cfg->usb->usb_vid;
+        s->rep.usb_pid = (uint16_t)cfg->usb->usb_pid;
+        s->rep.usb_serial = cfg->usb->serial;
+        s->rep.usb_location = cfg->usb->location;
+    }
     s->rep.chip_revision = -1;
     s->rep.error.rom_status = -1;
     s->rep.timings = s->timings;

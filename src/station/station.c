@@ -2,11 +2,12 @@
  * and compressed images), starts a session per port, passes session events on to the journal and
  * the live view, writes each board's report when its session ends, and stops cleanly on
  * SIGINT/SIGTERM so that every report is still written. */
-#define _DEFAULT_SOURCE /* mkdtemp, realpath helpers in glibc headers */
+#define _DEFAULT_SOURCE /* realpath, PATH_MAX */
 #include "es/station.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -65,6 +66,8 @@ struct station {
     int journal_ok;
     uint64_t start_ns;
     int64_t start_ms;
+    struct port_info *ports; /* the system's serial ports, for USB identities in reports */
+    size_t n_ports;
     pid_t sim_pid;
     FILE *sim_out; /* espsim's stdout, kept open while it runs */
     int sim_stdin; /* the write end of espsim's stdin, closed to stop it */
@@ -501,6 +504,18 @@ static int load_stubs(struct station *st, struct es_err *err)
     return 0;
 }
 
+/* The listed port that name is, directly or through a symlink (/dev/serial/by-id/...). */
+static const struct port_info *find_port_info(const struct station *st, const char *name)
+{
+    char real[PATH_MAX];
+    const char *resolved = realpath(name, real) != NULL ? real : name;
+
+    for (size_t i = 0; i < st->n_ports; i++)
+        if (strcmp(st->ports[i].name, name) == 0 || strcmp(st->ports[i].name, resolved) == 0)
+            return &st->ports[i];
+    return NULL;
+}
+
 static int start_sessions(struct station *st, char **ports, size_t n_ports, struct es_err *err)
 {
     static const struct session_callbacks cb = {on_phase, on_note, on_progress, on_done,
@@ -517,8 +532,14 @@ static int start_sessions(struct station *st, char **ports, size_t n_ports, stru
     sc.mode = st->cfg->mode;
     sc.timeout_scale = st->cfg->timeout_scale;
     sc.verbose = st->cfg->verbose;
+    /* USB identities for the reports; a port that is not listed (pty, socket) has none. */
+    if (port_list(&st->ports, &st->n_ports, err) < 0) {
+        st->ports = NULL;
+        st->n_ports = 0;
+    }
     for (size_t i = 0; i < n_ports; i++) {
         struct slot *slot = &st->slots[i];
+        sc.usb = find_port_info(st, ports[i]);
         slot->st = st;
         slot->index = (int)i;
         slot->port = ports[i];
@@ -660,5 +681,6 @@ out_stubs:
     for (int m = 0; m < CHIP_MODEL_COUNT; m++)
         stub_close(&st.stubs[m]);
     payloads_free(&st);
+    port_list_free(st.ports, st.n_ports);
     return rc < 0 ? rc : 0;
 }
