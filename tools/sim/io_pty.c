@@ -141,6 +141,11 @@ size_t io_pty_write(struct io_board *b, const uint8_t *bytes, size_t n)
 
 void io_pty_close(struct io_board *b)
 {
+    /* The symlink goes first: a host that sees the hangup must not find the port any more. */
+    if (b->port_linked) {
+        unlink(b->port_path);
+        b->port_linked = 0;
+    }
     if (b->poll_init) {
         uv_close((uv_handle_t *)&b->poll, NULL); /* stops polling before the fd goes */
         b->poll_init = 0;
@@ -152,9 +157,5 @@ void io_pty_close(struct io_board *b)
     if (b->slave_fd >= 0) {
         close(b->slave_fd);
         b->slave_fd = -1;
-    }
-    if (b->port_linked) {
-        unlink(b->port_path);
-        b->port_linked = 0;
     }
 }
