@@ -467,19 +467,20 @@ static void test_fault_corrupt(void **state)
     int fd = open_board(S_CORRUPT), i, good = 0;
 
     (void)state;
-    for (i = 0; i < 60; i++) {
+    for (i = 0; i < 30; i++) {
         uint8_t p[4];
         struct sc_reply rep;
 
         es_put_le32(p, REG_MAGIC);
-        if (cmd(S_CORRUPT, 0x0A, p, 4, 0, &rep) == 1 && rep.status == 0 && rep.value == MAGIC_ESP32)
+        if (sc_command(&reader, 0x0A, p, 4, 0, 4, 300, &rep, rbuf) == 1 && rep.status == 0 &&
+            rep.value == MAGIC_ESP32)
             good++;
         sc_drain(&reader, 5);
         sc_reader_clear(&reader);
     }
-    /* Some exchanges went through, and some did not (a bad frame, a wrong value, 01 07 or a
-     * request the board never understood). */
-    assert_true(good < 60);
+    /* At 5 % per byte in each direction about three exchanges in four go wrong: a bad frame, a
+     * wrong value, 01 07, or a request the board never understood (no reply). */
+    assert_true(good < 30);
     close(fd);
 }
 
