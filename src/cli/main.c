@@ -214,29 +214,59 @@ static int usb_ports(char ***ports, size_t *n)
     return 0;
 }
 
+/* Appends the ports a name stands for: socket://... as it is, anything else through port_glob. */
+static int add_named(char ***ports, size_t *n, const char *pattern, struct es_err *err)
+{
+    char **names;
+    size_t count;
+
+    if (strncmp(pattern, "socket://", 9) == 0)
+        return push(ports, n, strdup(pattern));
+    if (port_glob(pattern, &names, &count, err) < 0)
+        return -1;
+    for (size_t k = 0; k < count; k++)
+        push(ports, n, names[k]);
+    free(names);
+    return 0;
+}
+
+/* Appends the serial ports whose USB identity matches a profile's {usb, serial, location}. */
+static int add_usb_match(char ***ports, size_t *n, const struct profile_port *pp,
+                         struct es_err *err)
+{
+    struct port_match m = {pp->has_usb ? pp->usb_vid : -1, pp->has_usb ? pp->usb_pid : -1,
+                           pp->serial, pp->location};
+    struct port_info *list;
+    char **names;
+    size_t nl, count;
+    int rc;
+
+    if (port_list(&list, &nl, err) < 0)
+        return -1;
+    rc = port_select(list, nl, &m, &names, &count, err);
+    port_list_free(list, nl);
+    if (rc < 0)
+        return -1;
+    for (size_t k = 0; k < count; k++)
+        push(ports, n, names[k]);
+    free(names);
+    return 0;
+}
+
 /* Expands the ports of the command line, else those of the first profile, else every USB
  * serial port. */
 static int resolve_ports(const struct options *o, const struct profile *p, char ***ports, size_t *n)
 {
     struct es_err err;
-    char **names;
-    size_t count;
 
     *ports = NULL;
     *n = 0;
     if (o->n_ports > 0) {
         for (size_t i = 0; i < o->n_ports; i++) {
-            if (strncmp(o->ports[i], "socket://", 9) == 0) {
-                push(ports, n, strdup(o->ports[i]));
-                continue;
-            }
-            if (port_glob(o->ports[i], &names, &count, &err) < 0) {
+            if (add_named(ports, n, o->ports[i], &err) < 0) {
                 fprintf(stderr, "espstation: --port %s: %s\n", o->ports[i], err.msg);
                 return EXIT_BADINPUT;
             }
-            for (size_t k = 0; k < count; k++)
-                push(ports, n, names[k]);
-            free(names);
         }
         return 0;
     }
@@ -246,32 +276,11 @@ static int resolve_ports(const struct options *o, const struct profile *p, char 
         return usb_ports(ports, n);
     for (size_t i = 0; i < p->n_ports; i++) {
         const struct profile_port *pp = &p->ports[i];
-        if (pp->path != NULL && strncmp(pp->path, "socket://", 9) == 0) {
-            push(ports, n, strdup(pp->path));
-        } else if (pp->path != NULL) {
-            if (port_glob(pp->path, &names, &count, &err) < 0) {
-                fprintf(stderr, "%s:%d:%d: ports: %s\n", p->path, pp->pos.line, pp->pos.col,
-                        err.msg);
-                return EXIT_BADINPUT;
-            }
-            for (size_t k = 0; k < count; k++)
-                push(ports, n, names[k]);
-            free(names);
-        } else {
-            struct port_info *list;
-            size_t nl;
-            struct port_match m = {pp->has_usb ? pp->usb_vid : -1, pp->has_usb ? pp->usb_pid : -1,
-                                   pp->serial, pp->location};
-            if (port_list(&list, &nl, &err) < 0 ||
-                port_select(list, nl, &m, &names, &count, &err) < 0) {
-                fprintf(stderr, "%s:%d:%d: ports: %s\n", p->path, pp->pos.line, pp->pos.col,
-                        err.msg);
-                return EXIT_BADINPUT;
-            }
-            for (size_t k = 0; k < count; k++)
-                push(ports, n, names[k]);
-            free(names);
-            port_list_free(list, nl);
+        int rc = pp->path != NULL ? add_named(ports, n, pp->path, &err)
+                                  : add_usb_match(ports, n, pp, &err);
+        if (rc < 0) {
+            fprintf(stderr, "%s:%d:%d: ports: %s\n", p->path, pp->pos.line, pp->pos.col, err.msg);
+            return EXIT_BADINPUT;
         }
     }
     return 0;
