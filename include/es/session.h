@@ -63,8 +63,6 @@ struct session_callbacks {
     /* Something worth a journal line: "chip", "mac", "stub", "image_written", "verified",
      * "retry" ... with a short human text. */
     void (*on_note)(struct session *s, const char *what, const char *text, void *arg);
-    /* Bytes of images written so far changed (for progress bars). */
-    void (*on_progress)(struct session *s, uint64_t done, uint64_t total, void *arg);
     /* The session has finished (pass, fail or interrupted), its port and timer are closed, and
      * session_report() is final. The station writes the report, then calls session_free. */
     void (*on_done)(struct session *s, void *arg);

@@ -1069,8 +1069,6 @@ static void write_data_done(struct session *s)
 {
     s->acked++;
     s->done_bytes = image_done_bytes(s);
-    if (s->cb.on_progress != NULL)
-        s->cb.on_progress(s, s->done_bytes, s->total_bytes, s->arg);
     if (s->acked < s->blocks) {
         enter_write_data(s);
         return;

@@ -402,14 +402,6 @@ static void on_ui_timer(uv_timer_t *t)
     ui_redraw(container_of(t, struct station, ui_timer));
 }
 
-static void on_progress(struct session *s, uint64_t done, uint64_t total, void *arg)
-{
-    (void)s;
-    (void)done;
-    (void)total;
-    (void)arg; /* the live view reads progress from snapshots on its own timer */
-}
-
 static void stop_loop_handles(struct station *st);
 
 static void on_done(struct session *s, void *arg)
@@ -518,8 +510,7 @@ static const struct port_info *find_port_info(const struct station *st, const ch
 
 static int start_sessions(struct station *st, char **ports, size_t n_ports, struct es_err *err)
 {
-    static const struct session_callbacks cb = {on_phase, on_note, on_progress, on_done,
-                                                get_payload};
+    static const struct session_callbacks cb = {on_phase, on_note, on_done, get_payload};
     struct session_config sc = {0};
 
     st->slots = calloc(n_ports, sizeof(*st->slots));
@@ -557,15 +548,14 @@ static int start_sessions(struct station *st, char **ports, size_t n_ports, stru
 
 static void write_run_summary(struct station *st, struct station_result *res)
 {
-    struct report_profile profiles[16];
+    struct report_profile *profiles = calloc(st->cfg->n_profiles, sizeof(*profiles));
     struct report_run run = {0};
     struct report_run_slot *slots = calloc(st->n_slots ? st->n_slots : 1, sizeof(*slots));
     struct es_err err;
-    size_t np = 0;
 
-    for (size_t i = 0; i < st->cfg->n_profiles && np < 16; i++, np++) {
-        profiles[np].name = st->cfg->profiles[i]->name;
-        memcpy(profiles[np].sha256, st->cfg->profiles[i]->sha256, 32);
+    for (size_t i = 0; profiles != NULL && i < st->cfg->n_profiles; i++) {
+        profiles[i].name = st->cfg->profiles[i]->name;
+        memcpy(profiles[i].sha256, st->cfg->profiles[i]->sha256, 32);
     }
     for (size_t i = 0; slots != NULL && i < st->n_slots; i++) {
         slots[i] = st->slots[i].summary;
@@ -576,13 +566,14 @@ static void write_run_summary(struct station *st, struct station_result *res)
         }
     }
     run.profiles = profiles;
-    run.n_profiles = np;
+    run.n_profiles = profiles != NULL ? st->cfg->n_profiles : 0;
     run.start_ms = st->start_ms;
     run.end_ms = report_now_ms();
     run.slots = slots;
     run.n_slots = slots != NULL ? st->n_slots : 0;
     if (report_write_run(st->run_dir, &run, &err) < 0)
         fprintf(stderr, "espstation: %s\n", err.msg);
+    free(profiles);
     free(slots);
 }
 
