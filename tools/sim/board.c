@@ -100,6 +100,8 @@ static void arm_timer(struct sim_board *b)
         next = b->filter_end;
     if (b->q_head && (!next || b->q_head->due < next))
         next = b->q_head->due;
+    if (b->fifo_len && (!next || b->rx_hold_until < next))
+        next = b->rx_hold_until; /* the stub takes up its FIFO again */
     if (next)
         b->ops.set_timer(b->ctx, next);
 }
@@ -493,30 +495,66 @@ static int seg_matches(const struct sim_board *b, uint32_t start, const uint8_t 
     return 0;
 }
 
+/* Where each stub family puts the segment its entry point lies in (text_start), per chip: the
+ * esptool-js 0.7.0 JSON files (esp-flasher-stub, the same addresses as esptool v5's
+ * stub_flasher/2) and the 0.6.1 ones (legacy stub, as esptool's stub_flasher/1). */
+static const struct {
+    enum sim_chip chip;
+    uint32_t text_start;
+    enum sim_stub_family family;
+    const char *name;
+} stub_families[] = {
+    {SIM_ESP8266, 0x4010C500, SIM_STUB_FLASHER, "esp-flasher-stub"},
+    {SIM_ESP32, 0x400A8000, SIM_STUB_FLASHER, "esp-flasher-stub"},
+    {SIM_ESP8266, 0x4010D000, SIM_STUB_LEGACY, "legacy esptool stub"},
+    {SIM_ESP32, 0x400BE000, SIM_STUB_LEGACY, "legacy esptool stub"},
+};
+
+/* The family of the code the ROM is asked to jump to: the entry point must lie inside a fully
+ * uploaded segment that starts at a known family's load address. */
+static int stub_family(const struct sim_board *b, uint32_t entry, const char **name)
+{
+    for (int i = 0; i < b->nsegs; i++) {
+        const struct sim_mem_seg *s = &b->segs[i];
+
+        if (entry < s->addr || entry - s->addr >= s->size || s->received < s->size)
+            continue;
+        for (size_t k = 0; k < sizeof(stub_families) / sizeof(stub_families[0]); k++) {
+            if (stub_families[k].chip == b->cfg.chip && stub_families[k].text_start == s->addr) {
+                *name = stub_families[k].name;
+                return stub_families[k].family;
+            }
+        }
+    }
+    return SIM_STUB_NONE;
+}
+
+/* Whether the upload is byte for byte the build espstation ships (for the log only). */
+static int is_shipped_build(const struct sim_board *b, uint32_t entry)
+{
+    const struct sim_stub_image *img;
+
+    if (!b->cfg.stubs || !b->cfg.stubs->chip[b->cfg.chip].present)
+        return 0;
+    img = &b->cfg.stubs->chip[b->cfg.chip];
+    return entry == img->entry && seg_matches(b, img->text_start, img->text, img->text_len) &&
+           (img->data_len == 0 || seg_matches(b, img->data_start, img->data, img->data_len));
+}
+
 void sim_run_ram(struct sim_board *b, uint32_t entry, uint64_t at)
 {
-    const struct sim_stub_image *img = NULL;
-    int ok = b->nsegs > 0;
+    const char *name = NULL;
+    enum sim_stub_family family = stub_family(b, entry, &name);
 
-    if (b->cfg.stubs && b->cfg.stubs->chip[b->cfg.chip].present)
-        img = &b->cfg.stubs->chip[b->cfg.chip];
-    if (img) {
-        int want = 1 + (img->data_len > 0);
-
-        ok = ok && b->nsegs == want && entry == img->entry &&
-             seg_matches(b, img->text_start, img->text, img->text_len) &&
-             (img->data_len == 0 || seg_matches(b, img->data_start, img->data, img->data_len));
-    } else {
-        for (int i = 0; i < b->nsegs; i++)
-            ok = ok && b->segs[i].received >= b->segs[i].size;
-    }
-    if (!ok) {
-        sim_log(b, "RAM code at 0x%08x is not the expected stub: the board goes silent", entry);
+    if (family == SIM_STUB_NONE) {
+        sim_log(b, "RAM code at 0x%08x is no known flasher stub: the board goes silent", entry);
         sim_rom_reset(b);
         b->mode = SIM_MODE_DEAD;
         return;
     }
-    sim_stub_start(b, at + SIM_T_STUB_START_NS);
+    sim_log(b, "RAM code at 0x%08x: %s%s", entry, name,
+            is_shipped_build(b, entry) ? " (the build in esptool-js 0.7.0)" : "");
+    sim_stub_start(b, family, at + SIM_T_STUB_START_NS);
 }
 
 /* ---- reset circuit ------------------------------------------------------------------------ */
@@ -591,21 +629,14 @@ static void on_frame(struct sim_board *b, size_t len)
             b->baud = 115200; /* a TCP host has no rate: take the usual first one */
         }
         sim_rom_frame(b, len);
-    } else if (b->mode == SIM_MODE_STUB) {
-        if (mismatch)
-            return; /* the stub does not autobaud */
-        sim_stub_frame(b, b->rxbuf, len);
     }
 }
 
 /* The ROM's receiver (§15.1): a frame starts at 0xC0 and ends at the next 0xC0 (a run of 0xC0 is
- * harmless); "DB x" with x not DC/DD reads as a plain x, so "DB C0" is a literal 0xC0. The stub
- * drops a frame with a bad escape and waits for the next 0xC0 instead. Bytes are written over
- * the previous frame's: a short frame runs with stale bytes after it. */
+ * harmless); "DB x" with x not DC/DD reads as a plain x, so "DB C0" is a literal 0xC0. Bytes are
+ * written over the previous frame's: a short frame runs with stale bytes after it. */
 static void rx_byte(struct sim_board *b, uint8_t c)
 {
-    int rom = b->mode == SIM_MODE_ROM;
-
     if (!b->rx_in_frame) {
         if (c == SLIP_END) {
             b->rx_in_frame = 1;
@@ -621,10 +652,6 @@ static void rx_byte(struct sim_board *b, uint8_t c)
             c = SLIP_END;
         else if (c == SLIP_ESC_ESC)
             c = SLIP_ESC;
-        else if (!rom) {
-            b->rx_in_frame = 0;
-            return;
-        }
     } else if (c == SLIP_ESC) {
         b->rx_escape = 1;
         return;
@@ -640,6 +667,111 @@ static void rx_byte(struct sim_board *b, uint8_t c)
         b->rxbuf[b->rx_len++] = c;
     else
         b->rx_drop = 1; /* longer than any request: the frame is lost */
+}
+
+/* ---- the stub's receive path (§10.2) ----------------------------------------------------- */
+
+static void stub_frame_complete(struct sim_board *b, size_t len)
+{
+    uint64_t start = sim_cmd_start(b);
+
+    b->frames_in++;
+    if (b->host_baud && b->host_baud != b->baud)
+        return; /* garbage at the stub's rate: the stub does not autobaud */
+    if (b->stub == SIM_STUB_LEGACY && b->last_frame_start > b->now) {
+        /* One buffer is being handled and the other already holds a frame waiting its turn. */
+        b->rx_lost += len;
+        sim_log(b, "stub: a %zu-byte frame arrived with both receive buffers taken; lost", len);
+        return;
+    }
+    b->last_frame_start = start;
+    sim_stub_frame(b, b->rxbuf, len);
+    if (b->stub == SIM_STUB_FLASHER && b->mode == SIM_MODE_STUB) {
+        /* The ISR reads nothing more until the frame has been handled and answered. */
+        b->rx_hold_until = b->busy_until > b->now ? b->busy_until : b->now;
+    }
+}
+
+/* The stubs' SLIP decoder (esp-flasher-stub src/slip.c, legacy flasher_stub/slip.c): 0xC0
+ * outside a frame opens one and inside closes it, an empty one too, so a lone 0xC0 toggles
+ * (the ROM instead treats runs of 0xC0 as harmless). An empty frame is ignored; a bad escape
+ * or an overlong frame drops the frame (esp-flasher-stub; the legacy stub drops the byte: a
+ * difference a host never relies on). */
+static void stub_rx_byte(struct sim_board *b, uint8_t c)
+{
+    if (c == SLIP_END) {
+        int was_in = b->srx_in_frame;
+
+        b->srx_in_frame = !was_in;
+        b->srx_escape = 0;
+        if (!was_in) {
+            b->rx_len = 0;
+            b->rx_drop = 0;
+        } else if (b->rx_len > 0 && !b->rx_drop) {
+            stub_frame_complete(b, b->rx_len);
+        }
+        return;
+    }
+    if (!b->srx_in_frame || b->rx_drop)
+        return;
+    if (b->srx_escape) {
+        b->srx_escape = 0;
+        if (c == SLIP_ESC_END) {
+            c = SLIP_END;
+        } else if (c == SLIP_ESC_ESC) {
+            c = SLIP_ESC;
+        } else {
+            b->srx_in_frame = 0;
+            return;
+        }
+    } else if (c == SLIP_ESC) {
+        b->srx_escape = 1;
+        return;
+    }
+    if (b->rx_len < b->rx_cap)
+        b->rxbuf[b->rx_len++] = c;
+    else
+        b->srx_in_frame = 0;
+}
+
+/* Hands the FIFO's bytes to the stub while it drains; a frame completed on the way may stop it
+ * again, and the rest stays in the FIFO. */
+static void fifo_drain(struct sim_board *b)
+{
+    size_t i = 0;
+
+    while (i < b->fifo_len && b->now >= b->rx_hold_until && b->mode == SIM_MODE_STUB)
+        stub_rx_byte(b, b->fifo[i++]);
+    memmove(b->fifo, b->fifo + i, b->fifo_len - i);
+    b->fifo_len -= i;
+    if (b->mode != SIM_MODE_STUB)
+        b->fifo_len = 0;
+}
+
+/* One byte that reached the stub's UART at board time t. */
+static void stub_rx(struct sim_board *b, uint8_t c, uint64_t t)
+{
+    if (t >= b->rx_hold_until && b->fifo_len)
+        fifo_drain(b);
+    if (t < b->rx_hold_until || b->fifo_len) {
+        if (b->fifo_len < SIM_UART_FIFO)
+            b->fifo[b->fifo_len++] = c;
+        else if (b->rx_lost++ == 0 || b->rx_lost % 4096 == 0)
+            sim_log(b, "stub: RX FIFO full while a frame is handled; %llu bytes lost so far",
+                    (unsigned long long)b->rx_lost);
+        return;
+    }
+    stub_rx_byte(b, c);
+}
+
+void sim_stub_rx_reset(struct sim_board *b, enum sim_stub_family family)
+{
+    b->stub = family;
+    b->srx_in_frame = 0;
+    b->srx_escape = 0;
+    b->fifo_len = 0;
+    b->rx_hold_until = 0;
+    b->last_frame_start = 0;
 }
 
 /* ---- the interface ----------------------------------------------------------------------- */
@@ -717,6 +849,8 @@ void sim_board_set_lines(struct sim_board *b, int dtr, int rts, uint64_t now_ns)
 void sim_board_rx(struct sim_board *b, const uint8_t *bytes, size_t n, uint32_t host_baud,
                   uint64_t now_ns)
 {
+    uint64_t prev_ns = b->now;
+
     b->now = now_ns;
     flush_due(b);
     b->host_baud = host_baud;
@@ -730,12 +864,21 @@ void sim_board_rx(struct sim_board *b, const uint8_t *bytes, size_t n, uint32_t 
         sim_send_raw(b, noise, k, b->now + SIM_T_CMD_NS, b->baud);
         return;
     }
+    /* The bytes arrived one after another at the sender's rate, the last one now, and none
+     * before the previous delivery. */
+    uint32_t pace = host_baud ? host_baud : b->baud;
+    uint64_t byte_ns = (10ull * 1000000000ull + pace / 2) / pace;
+
     for (size_t i = 0; i < n; i++) {
         uint8_t c = bytes[i];
+        uint64_t back = (uint64_t)(n - 1 - i) * byte_ns;
 
         if (chance(b, b->cfg.faults.corrupt_rate))
             c ^= (uint8_t)(1u << (sim_rand(b) & 7));
-        rx_byte(b, c);
+        if (b->mode == SIM_MODE_STUB)
+            stub_rx(b, c, now_ns - back > prev_ns && now_ns > back ? now_ns - back : prev_ns);
+        else
+            rx_byte(b, c);
         if (b->mode != SIM_MODE_ROM && b->mode != SIM_MODE_STUB)
             return; /* unplugged, crashed or left the loader on this frame */
     }
@@ -746,6 +889,8 @@ void sim_board_on_timer(struct sim_board *b, uint64_t now_ns)
     b->now = now_ns;
     if (b->filter_end && now_ns >= b->filter_end && b->en_high)
         release_reset(b);
+    if (b->fifo_len && b->mode == SIM_MODE_STUB && now_ns >= b->rx_hold_until)
+        fifo_drain(b);
     flush_due(b);
     arm_timer(b);
 }

@@ -66,6 +66,23 @@ enum sim_op {
     OP_RUN_USER_CODE = 0xD3,
 };
 
+/* The flasher stub families espsim recognises in an upload, by the load address of the segment
+ * holding the entry point (sim_run_ram). They differ in how they receive (§10.2):
+ * - SIM_STUB_FLASHER: esp-flasher-stub as shipped by esptool-js 0.7.0 (and esptool v5's
+ *   stub_flasher/2). One frame buffer; the reply to a data block comes after its decompress and
+ *   write; while a received frame waits to be handled, the UART ISR stops draining the 128-byte
+ *   RX FIFO ("Cannot process more bytes until frame is processed", src/transport.c before the
+ *   2026 frame_buffer.c rework), so every byte beyond the FIFO is lost. The reworked two-buffer
+ *   build loads at the same addresses and cannot be told apart by address, so it gets this,
+ *   the least capable model, too.
+ * - SIM_STUB_LEGACY: the GPL esptool stub (flasher_stub/, esptool-js <= 0.6.1, esptool
+ *   --stub-version 1). The ISR always drains into one of two buffers; a data block is answered
+ *   before it is written, so the next one is received meanwhile. A frame that completes while
+ *   both buffers are taken is lost. */
+enum sim_stub_family { SIM_STUB_NONE, SIM_STUB_FLASHER, SIM_STUB_LEGACY };
+
+#define SIM_UART_FIFO 128 /* the RX FIFO of the ESP8266 and ESP32 UARTs, in bytes */
+
 enum sim_mode {
     SIM_MODE_RESET,     /* EN held low, or released but inside the glitch filter */
     SIM_MODE_ROM,       /* ROM download loader */
@@ -159,7 +176,16 @@ struct sim_board {
     int nregs;
 
     /* Stub state (stub_model.c). */
+    enum sim_stub_family stub; /* which stub runs in SIM_MODE_STUB */
     int stub_error; /* error of a queued write, reported with the next command (§10.2) */
+    /* The stub's receive path (board.c): its SLIP decoder (a 0xC0 always toggles in and out of a
+     * frame, unlike the ROM's), the UART RX FIFO, and until when the ISR does not drain it. */
+    int srx_in_frame, srx_escape;
+    uint8_t fifo[SIM_UART_FIFO];
+    size_t fifo_len;
+    uint64_t rx_hold_until;    /* SIM_STUB_FLASHER: bytes arriving before this wait in the FIFO */
+    uint64_t last_frame_start; /* SIM_STUB_LEGACY: when the last accepted frame starts running */
+    uint64_t rx_lost;          /* bytes lost to a full FIFO or full buffers */
     struct {
         int active;
         uint32_t addr, total, packet, window, sent, acked;
@@ -217,7 +243,9 @@ void sim_regs_reset(struct sim_board *b);
 void sim_regs_flash_attached(struct sim_board *b);
 
 /* stub_model.c */
-void sim_stub_start(struct sim_board *b, uint64_t at_ns);
+void sim_stub_start(struct sim_board *b, enum sim_stub_family family, uint64_t at_ns);
+/* board.c: a fresh stub receiver for the family about to run. */
+void sim_stub_rx_reset(struct sim_board *b, enum sim_stub_family family);
 void sim_stub_frame(struct sim_board *b, const uint8_t *frame, size_t len);
 
 #endif

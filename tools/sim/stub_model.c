@@ -1,11 +1,13 @@
-/* The flasher stub as esptool-js 0.7.0 drives it (§10, §2.6, and the commands esploader.js
+/* The flasher stub as Espressif's clients drive it (§10, §2.6, and the commands esploader.js
  * sends once IS_STUB is set): 2 status bytes with the code first, 0x4000-byte blocks, raw MD5,
  * ERASE_FLASH/ERASE_REGION, READ_FLASH with acknowledgements, CHANGE_BAUDRATE on both chips.
  *
- * Write pipeline (a one-block buffer): the stub answers FLASH_DATA as soon as the block has
- * arrived and been queued, then erases just in time and programs it while the next block
- * arrives. So the reply to block n+1 waits until block n is programmed (busy_until), and an
- * error found while programming is reported with the next DATA or END command. */
+ * When a data block is answered depends on the stub family (model.h, §10.2):
+ * - esp-flasher-stub (SIM_STUB_FLASHER): decompress, erase just in time and program, then
+ *   answer. Its receiver is held meanwhile (board.c), so nothing may be sent before the reply.
+ * - legacy stub (SIM_STUB_LEGACY): answer as soon as the block is checked, then program it while
+ *   the next block arrives; the reply to block n+1 waits until block n is programmed
+ *   (busy_until), and an error found while programming is reported with the next DATA or END. */
 #include <stdio.h>
 #include <string.h>
 
@@ -78,7 +80,7 @@ static uint32_t data_checksum(const uint8_t *p, uint32_t n)
     return sum;
 }
 
-void sim_stub_start(struct sim_board *b, uint64_t at)
+void sim_stub_start(struct sim_board *b, enum sim_stub_family family, uint64_t at)
 {
     static const uint8_t ohai[4] = {'O', 'H', 'A', 'I'};
 
@@ -86,6 +88,7 @@ void sim_stub_start(struct sim_board *b, uint64_t at)
     sim_write_close(&b->mw);
     memset(&b->rd, 0, sizeof(b->rd));
     b->mode = SIM_MODE_STUB;
+    sim_stub_rx_reset(b, family);
     sim_regs_flash_attached(b); /* the stub attaches the flash itself */
     b->flash_limit = 16u * MIB; /* and configures a 16 MiB chip until told otherwise */
     b->stub_error = 0;
@@ -221,9 +224,9 @@ static void do_data(struct sim_board *b, const struct req *r, int deflate)
         reply(b, r, (uint8_t)b->stub_error, 0); /* from programming the previous block */
         return;
     }
-    /* Queued: answer now, program while the next block arrives. */
     at = r->start + SIM_T_CMD_NS;
-    reply(b, r, STUB_OK, 0);
+    if (b->stub == SIM_STUB_LEGACY)
+        reply(b, r, STUB_OK, 0); /* queued: answer now, program while the next block arrives */
     if (deflate) {
         int z = sim_inflate_data(b, r->data + 16, len, 1, &cost, &fault);
 
@@ -237,6 +240,13 @@ static void do_data(struct sim_board *b, const struct req *r, int deflate)
     if (fault && b->cfg.faults.bad_flash_reports && !b->stub_error)
         b->stub_error = STUB_SPI_FAILED;
     b->busy_until = at + cost;
+    if (b->stub != SIM_STUB_LEGACY) {
+        /* Written: answer now, with what went wrong if anything did. */
+        uint8_t code = (uint8_t)b->stub_error;
+
+        b->stub_error = 0;
+        reply_data(b, r, NULL, 0, code, 0, at + cost);
+    }
 }
 
 static void do_end(struct sim_board *b, const struct req *r, int deflate)
