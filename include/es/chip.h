@@ -80,7 +80,10 @@ struct chip {
      * (§7.2); later chips: MAC_EFUSE_REG and +4 (§7.3). */
     uint32_t info_regs[CHIP_MAX_INFO_REGS];
     size_t info_reg_count;
-    uint32_t uart_clkdiv_reg;  /* UART clock divider (§7.4) */
+    uint32_t uart_clkdiv_reg; /* UART clock divider (§7.4) */
+    /* ESP32 ROM: the RTC calibration register whose value, with eFuse word 4 (info_regs[4]),
+     * gives the crystal frequency the ROM believes (§3.10); 0 = no correction needed. */
+    uint32_t rom_baud_cal_reg;
     uint32_t xtal_clk_divider; /* k in §7.4: 2 on ESP8266, 1 otherwise */
     uint32_t spi_base;
     struct chip_spi_regs spi;
@@ -136,6 +139,12 @@ void chip_format_mac(const uint8_t mac[6], char out[18]);
 /* Crystal frequency in MHz (26, 40 or 48) from the UART clock divider register value and the
  * baud the line runs at (§7.4). */
 int chip_xtal_mhz(const struct chip *chip, uint32_t uart_div_reg, uint32_t baud);
+/* The rate to put in a ROM loader's CHANGE_BAUDRATE so that the line ends up at baud (§3.10):
+ * on the ESP32 the ROM derives its divider from a crystal frequency it estimated from the 8 MHz
+ * clock (rtc_cal = READ_REG of chip->rom_baud_cal_reg, words = the chip_decode_info() words),
+ * so esptool sends baud x estimated / real crystal. Other chips: baud. */
+uint32_t chip_rom_baud_value(const struct chip *chip, uint32_t baud, uint32_t rtc_cal,
+                             const uint32_t words[]);
 
 /* ---- Flash JEDEC id (§7.5, §7.6) ---- */
 

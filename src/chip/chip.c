@@ -237,6 +237,21 @@ static int is_size_name(const char *name)
     return 0;
 }
 
+uint32_t chip_rom_baud_value(const struct chip *chip, uint32_t baud, uint32_t rtc_cal,
+                             const uint32_t words[])
+{
+    uint64_t f_rom, f_valid;
+
+    if (chip->rom_baud_cal_reg == 0)
+        return baud;
+    /* esptool ESP32ROM.get_rom_cal_crystal_freq: calibration value x 15625 x CK8M_FREQ / 40 */
+    f_rom = (uint64_t)((rtc_cal >> 7) & 0x1FFFFFFu) * 15625u * (words[4] & 0xFFu) / 40u;
+    if (f_rom == 0)
+        return baud; /* nothing to correct with: the ROM's own estimate is unknown */
+    f_valid = f_rom > 33000000u ? 40000000u : 26000000u;
+    return (uint32_t)((uint64_t)baud * f_rom / f_valid);
+}
+
 int chip_flash_size_from_string(const struct chip *chip, const char *name,
                                 const struct chip_flash_size **out, struct es_err *err)
 {

@@ -103,6 +103,7 @@ const struct chip chip_table[CHIP_MODEL_COUNT] = {
                           0x3FF5A018, 0x3FF6607C},
             .info_reg_count = 8,
             .uart_clkdiv_reg = 0x3FF40014,
+            .rom_baud_cal_reg = 0x3FF5F06C, /* TIMG0 RTCCALICFG1 (§3.10) */
             .spi_base = 0x3FF42000,
             .spi = SPI_REGS_ESP32(0x3FF42000),
         },

@@ -28,8 +28,9 @@
 #define ERASE_MS_PER_MB       40000
 #define MD5_MS_PER_MB         8000
 #define CHIP_ERASE_TIMEOUT_MS 120000
-#define STUB_WRITE_WINDOW     2 /* unacknowledged blocks the stub can hold (see write_window) */
-#define BLOCK_RETRIES         3 /* restarts of one image after a refused or lost block (§8.5) */
+#define BLOCK_RETRIES         3   /* restarts of one image after a refused or lost block (§8.5) */
+#define RESYNC_TIMEOUT_MS     500 /* a stub SYNC reply, after it finished the block it was on */
+#define RESYNC_TRIES          4   /* alternately with and without a lone 0xC0 (see enter_resync) */
 #define RESET_HOLD_MS         100
 #define RESET_BOOT_MS         50 /* GPIO0 held low after EN rises; 550 on alternate attempts */
 #define RESET_DRAIN_MS        50 /* boot text drained before the first SYNC (§4) */
@@ -47,6 +48,7 @@ enum state {
     ST_STUB_BEGIN,
     ST_STUB_DATA,
     ST_STUB_END,
+    ST_ROM_BAUD_CAL,
     ST_BAUD,
     ST_BAUD_SETTLE,
     ST_BAUD_PROBE,
@@ -57,6 +59,7 @@ enum state {
     ST_WRITE_BEGIN,
     ST_WRITE_DATA,
     ST_WRITE_FLUSH,
+    ST_RESYNC,
     ST_VERIFY,
     ST_RUN_RESET,
     ST_CLOSING,
@@ -92,6 +95,10 @@ struct session {
     enum rom_loader loader;
     uint32_t baud;
     uint32_t baud_cap; /* after a failed raise: the highest rate still to try, else 0 */
+    uint32_t rom_cal;  /* READ_REG of chip->rom_baud_cal_reg, for the ROM's baud correction */
+    int rom_cal_valid;
+    int rom_raised;   /* the rate was raised in the ROM, before the stub upload */
+    int no_rom_raise; /* the stub did not greet at a rate raised in the ROM: upload at baud */
     const struct chip *chip;
     const struct profile *profile;
     struct chip_info info;
@@ -357,6 +364,7 @@ static void enter_identify(struct session *s);
 static void enter_stub_begin(struct session *s);
 static void enter_stub_data(struct session *s);
 static void enter_stub_end(struct session *s);
+static void enter_rom_baud_cal(struct session *s);
 static void enter_baud(struct session *s);
 static void enter_baud_probe(struct session *s);
 static void enter_attach(struct session *s);
@@ -366,6 +374,7 @@ static void enter_erase(struct session *s);
 static void enter_write_begin(struct session *s);
 static void enter_write_data(struct session *s);
 static void enter_write_flush(struct session *s);
+static void enter_resync(struct session *s);
 static void enter_verify(struct session *s);
 static void enter_run_reset(struct session *s);
 static void image_written(struct session *s);
@@ -383,6 +392,7 @@ static void enter_state(struct session *s)
     case ST_STUB_BEGIN: enter_stub_begin(s); break;
     case ST_STUB_DATA: enter_stub_data(s); break;
     case ST_STUB_END: enter_stub_end(s); break;
+    case ST_ROM_BAUD_CAL: enter_rom_baud_cal(s); break;
     case ST_BAUD: enter_baud(s); break;
     case ST_BAUD_SETTLE: arm_timer(s, BAUD_SETTLE_MS); break;
     case ST_BAUD_PROBE: enter_baud_probe(s); break;
@@ -393,6 +403,7 @@ static void enter_state(struct session *s)
     case ST_WRITE_BEGIN: enter_write_begin(s); break;
     case ST_WRITE_DATA: enter_write_data(s); break;
     case ST_WRITE_FLUSH: enter_write_flush(s); break;
+    case ST_RESYNC: enter_resync(s); break;
     case ST_VERIFY: enter_verify(s); break;
     case ST_RUN_RESET: enter_run_reset(s); break;
     case ST_CLOSING: break;
@@ -575,6 +586,9 @@ static void enter_identify(struct session *s)
              CMD_TIMEOUT_MS);
 }
 
+static void connect_next(struct session *s);
+static uint32_t wanted_baud(const struct session *s);
+
 static void identify_done(struct session *s, const struct rom_reply *r)
 {
     struct es_err err;
@@ -599,17 +613,41 @@ static void identify_done(struct session *s, const struct rom_reply *r)
         chip_format_mac(s->info.mac, mac);
         note(s, "mac", "%s, %s", mac, s->info.description);
     }
-    if (s->profile->loader == PROFILE_LOADER_STUB && s->loader != ROM_LOADER_STUB) {
-        s->stub = &s->cfg.stubs[s->chip->model];
-        if (s->stub->chip == NULL) {
-            session_fail(s, ES_STUB, "no flasher stub is loaded for %s", s->chip->display);
-            return;
-        }
-        s->stub_seg = 0;
-        goto_state(s, ST_STUB_BEGIN);
+    connect_next(s);
+}
+
+/* Whether to raise the line rate in the ROM, so that the stub upload runs at it too (about a
+ * second per board at 115200). Only ROMs with CHANGE_BAUDRATE (the ESP32 family; not the
+ * ESP8266's). It relies on the stub keeping the UART rate the ROM set: esp-flasher-stub builds
+ * either leave the UART alone or reprogram it for the rate they read back, but one build was
+ * seen to reset it to 115200, and a build that does so never greets at the raised rate; then
+ * the board is reconnected and the stub uploaded at the profile's rate (stub_no_greeting). */
+static int raise_in_rom(const struct session *s)
+{
+    return !s->rom_raised && !s->no_rom_raise && chip_has(s->chip, CHIP_ROM_CHANGE_BAUD) &&
+           wanted_baud(s) != s->baud;
+}
+
+/* After identify, and after each change of rate: the stub upload (at a rate raised in the ROM
+ * first where that works), then the rate, then on to the flash. */
+static void connect_next(struct session *s)
+{
+    if (s->profile->loader != PROFILE_LOADER_STUB || s->loader == ROM_LOADER_STUB) {
+        goto_state(s, ST_BAUD);
         return;
     }
-    goto_state(s, ST_BAUD);
+    if (raise_in_rom(s)) {
+        s->rom_raised = 1;
+        goto_state(s, ST_BAUD);
+        return;
+    }
+    s->stub = &s->cfg.stubs[s->chip->model];
+    if (s->stub->chip == NULL) {
+        session_fail(s, ES_STUB, "no flasher stub is loaded for %s", s->chip->display);
+        return;
+    }
+    s->stub_seg = 0;
+    goto_state(s, ST_STUB_BEGIN);
 }
 
 /* Upload the flasher stub to RAM (protocol doc §10.1): for text then data, MEM_BEGIN and
@@ -679,6 +717,30 @@ static void stub_started(struct session *s)
     goto_state(s, ST_BAUD);
 }
 
+/* No OHAI. After a rate raised in the ROM, the stub may have reset the UART to its own idea of
+ * the rate: reconnect and upload it at the profile's rate. Otherwise the stub did not start. */
+static void stub_no_greeting(struct session *s)
+{
+    struct es_err err;
+
+    if (!s->rom_raised || !port_can_reset(s->port)) {
+        session_fail(s, ES_STUB, "the flasher stub did not greet with OHAI after MEM_END");
+        return;
+    }
+    if (port_set_baud(s->port, s->profile->baud, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    note(s, "baud_fallback",
+         "the stub did not greet at %u baud set in the ROM; reconnecting to upload it at %u",
+         s->baud, s->profile->baud);
+    s->rep.baud_fallbacks++;
+    s->baud = s->profile->baud;
+    s->no_rom_raise = 1;
+    s->loader = ROM_LOADER_ESP32; /* until a SYNC reply says which */
+    goto_state(s, ST_RESET);
+}
+
 /* Raise the line rate once a loader that can do it runs (protocol doc §3.10): the reply comes at
  * the old rate, then the host switches, waits and flushes. */
 static uint32_t wanted_baud(const struct session *s)
@@ -699,9 +761,17 @@ static uint32_t lower_baud(const struct session *s, uint32_t baud)
     return 0;
 }
 
+/* The ESP32 ROM's own estimate of its crystal, for its CHANGE_BAUDRATE (chip_rom_baud_value). */
+static void enter_rom_baud_cal(struct session *s)
+{
+    send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), s->chip->rom_baud_cal_reg), 0,
+             CMD_TIMEOUT_MS);
+}
+
 static void enter_baud(struct session *s)
 {
     uint32_t want = wanted_baud(s);
+    uint32_t value;
 
     if (want == s->baud ||
         (s->loader != ROM_LOADER_STUB && !chip_has(s->chip, CHIP_ROM_CHANGE_BAUD))) {
@@ -712,8 +782,14 @@ static void enter_baud(struct session *s)
         return;
     }
     set_phase(s, SESSION_PHASE_BAUD);
+    if (s->loader != ROM_LOADER_STUB && s->chip->rom_baud_cal_reg != 0 && !s->rom_cal_valid) {
+        goto_state(s, ST_ROM_BAUD_CAL);
+        return;
+    }
+    value = s->loader == ROM_LOADER_STUB ? want
+                                         : chip_rom_baud_value(s->chip, want, s->rom_cal, s->regs);
     send_cmd(s,
-             rom_encode_change_baudrate(pkt_buf, sizeof(pkt_buf), want,
+             rom_encode_change_baudrate(pkt_buf, sizeof(pkt_buf), value,
                                         s->loader == ROM_LOADER_STUB ? s->baud : 0),
              0, CMD_TIMEOUT_MS);
 }
@@ -766,6 +842,7 @@ static void baud_fallback(struct session *s)
     }
     s->baud = s->profile->baud;
     s->baud_cap = next != 0 ? next : s->profile->baud;
+    s->rom_raised = 0; /* raise again, to the lower rate, before the stub upload */
     s->rep.baud_fallbacks++;
     note(s, "baud_fallback", "no reply at %u baud; reconnecting to try %u", failed, s->baud_cap);
     s->loader = ROM_LOADER_ESP32;
@@ -1021,14 +1098,18 @@ static int send_block(struct session *s)
     return 0;
 }
 
-/* Keeps up to write_window(s) blocks unacknowledged, so the line does not sit idle for a round
- * trip between blocks, and (re)arms the timeout for the oldest one. The stub answers a block as
- * soon as it has taken it out of its receive buffer, before programming it; it has two such
- * buffers, so two unacknowledged blocks always fit. The ROMs program a block before answering,
- * so they get one at a time. */
+/* Blocks sent before the previous one is answered (protocol doc §10.2): one, for every loader.
+ * The ROMs program a block before they answer it. The esp-flasher-stub build we ship has one
+ * frame buffer and stops draining the 128-byte UART FIFO while a frame waits, so a second block
+ * sent early loses all but its first 128 bytes (and its closing 0xC0: the stub is then stuck in
+ * a broken frame, see enter_resync). The legacy stub and the reworked esp-flasher-stub answer
+ * before they write, so with them one block in flight already overlaps the write with the next
+ * block's transfer; no build is known that takes a block before it has answered the previous
+ * one. The next block goes out as soon as the reply is in (write_data_done). */
 static unsigned write_window(const struct session *s)
 {
-    return s->loader == ROM_LOADER_STUB ? STUB_WRITE_WINDOW : 1;
+    (void)s;
+    return 1;
 }
 
 static void enter_write_data(struct session *s)
@@ -1110,8 +1191,29 @@ static int write_retry(struct session *s, const struct es_err *why)
     note(s, "retry", "image at 0x%05x, block %u: %s; restarting the image (%u of %d)",
          s->payload != NULL ? s->payload->prepared->offset : 0, s->seq, why->msg, s->image_restarts,
          BLOCK_RETRIES);
-    goto_state(s, ST_WRITE_BEGIN);
+    goto_state(s, s->loader == ROM_LOADER_STUB ? ST_RESYNC : ST_WRITE_BEGIN);
     return 0;
+}
+
+/* Before a stub retries, it must be listening for a frame again. The stubs' SLIP decoders
+ * (esp-flasher-stub and legacy alike) toggle on every 0xC0, an empty frame too: a block that
+ * lost its closing 0xC0, or its opening one, leaves the stub inside a frame, and from then on
+ * each request's first 0xC0 ends that frame, its body is skipped and its last 0xC0 opens the
+ * next: every request is lost. One lone 0xC0 flips that, but also puts a listening stub inside
+ * a frame. So: a lone 0xC0 then SYNC (right when the stub was stuck, the likely case after a
+ * lost block), and if that goes unanswered a plain SYNC, alternately. The ROMs' decoders treat
+ * runs of 0xC0 as harmless (§15.1), so this never hurts. Any late reply to the lost block, and
+ * the reply to the broken frame, have other ops and are dropped. */
+static void enter_resync(struct session *s)
+{
+    static const uint8_t lone_end[] = {SLIP_END};
+    struct es_err err;
+
+    if (s->step % 2 == 0 && port_write(s->port, lone_end, sizeof(lone_end), &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    send_cmd(s, rom_encode_sync(pkt_buf, sizeof(pkt_buf)), 0, RESYNC_TIMEOUT_MS);
 }
 
 /* Verify every image region with SPI_FLASH_MD5 against the MD5 of the bytes sent (§8.7). */
@@ -1224,8 +1326,13 @@ static void on_reply(struct session *s, const struct rom_reply *r)
         s->step = 1;
         arm_timer(s, scaled(s, OHAI_TIMEOUT_MS));
         break;
+    case ST_ROM_BAUD_CAL:
+        s->rom_cal = r->value;
+        s->rom_cal_valid = 1;
+        goto_state(s, ST_BAUD);
+        break;
     case ST_BAUD: baud_done(s); break;
-    case ST_BAUD_PROBE: goto_state(s, ST_ATTACH); break;
+    case ST_BAUD_PROBE: connect_next(s); break;
     case ST_ATTACH: goto_state(s, ST_FLASH_ID); break;
     case ST_FLASH_ID: flash_id_done(s, r); break;
     case ST_SET_PARAMS: goto_state(s, ST_ERASE); break;
@@ -1237,6 +1344,10 @@ static void on_reply(struct session *s, const struct rom_reply *r)
     case ST_WRITE_BEGIN: goto_state(s, ST_WRITE_DATA); break;
     case ST_WRITE_DATA: write_data_done(s); break;
     case ST_WRITE_FLUSH: image_written(s); break;
+    case ST_RESYNC:
+        note(s, "resync", "the stub answers again (SYNC %d)", s->step + 1);
+        goto_state(s, ST_WRITE_BEGIN);
+        break;
     case ST_VERIFY: verify_done(s, r); break;
     default: break;
     }
@@ -1315,7 +1426,16 @@ static void on_step_timeout(uv_timer_t *t)
             arm_timer(s, scaled(s, OHAI_TIMEOUT_MS));
             return;
         }
-        session_fail(s, ES_STUB, "the flasher stub did not greet with OHAI after MEM_END");
+        stub_no_greeting(s);
+        return;
+    case ST_RESYNC:
+        if (++s->step < RESYNC_TRIES) {
+            enter_resync(s);
+            return;
+        }
+        session_fail(s, ES_TIMEOUT,
+                     "the flasher stub stopped answering: no reply to %d SYNCs after a lost block",
+                     RESYNC_TRIES);
         return;
     case ST_WRITE_BEGIN:
     case ST_WRITE_DATA:

@@ -280,6 +280,26 @@ static void test_xtal(void **state)
     assert_int_equal(chip_xtal_mhz(chip_by_name("esp32s3"), 417, 115200), 48);
 }
 
+/* ESP32 ROM CHANGE_BAUDRATE correction (§3.10), esptool's formula. */
+static void test_rom_baud_value(void **state)
+{
+    uint32_t words[8] = {0};
+
+    (void)state;
+    words[4] = 0x50; /* CK8M_FREQ 80 */
+    /* Calibration 0x500 << 7: 1280 x 15625 x 80 / 40 = exactly 40 MHz: no change. */
+    assert_int_equal(chip_rom_baud_value(chip_by_name("esp32"), 921600, 0x500u << 7, words),
+                     921600);
+    /* The ROM believes 41 MHz (1312 x 15625 x 80 / 40): ask for 2.5 % more. */
+    assert_int_equal(chip_rom_baud_value(chip_by_name("esp32"), 921600, 1312u << 7, words), 944640);
+    /* A 26 MHz board the ROM thinks is at 25 MHz (800 x 15625 x 80 / 40). */
+    assert_int_equal(chip_rom_baud_value(chip_by_name("esp32"), 460800, 800u << 7, words), 443076);
+    /* No estimate (a zero read): unchanged; other chips: never corrected. */
+    assert_int_equal(chip_rom_baud_value(chip_by_name("esp32"), 921600, 0, words), 921600);
+    assert_int_equal(chip_rom_baud_value(chip_by_name("esp32s3"), 921600, 1312u << 7, words),
+                     921600);
+}
+
 /* ---- RDID recipe (§7.5) and flash id (§7.6) ---- */
 
 struct step_expect {
@@ -561,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_later_chip_mac),
         cmocka_unit_test(test_esp32_revision_and_package),
         cmocka_unit_test(test_xtal),
+        cmocka_unit_test(test_rom_baud_value),
         cmocka_unit_test(test_rdid_steps_esp8266),
         cmocka_unit_test(test_rdid_steps_esp32),
         cmocka_unit_test(test_rdid_steps_c3_uses_later_offsets),
