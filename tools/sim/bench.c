@@ -35,7 +35,8 @@ static const char usage_text[] =
     "  -v                log frames and events to stderr\n"
     "\n"
     "faults: no-download | sync-after:K | unplug-at:PCT | corrupt:RATE | bad-flash:ADDR |\n"
-    "        bad-flash-report:ADDR | slow:OP:MS | mute:OP | wrong-chip | baud-fail\n";
+    "        bad-flash-report:ADDR | slow:OP:MS | mute:OP | wrong-chip | baud-fail |\n"
+    "        lose-end:K\n";
 
 const char *bench_usage(void)
 {
@@ -200,6 +201,13 @@ static int parse_fault(struct sim_faults *f, char *name, const char *spec, struc
         f->wrong_chip = 1;
     } else if (strcmp(name, "baud-fail") == 0 && arg == NULL) {
         f->baud_fail = 1;
+    } else if (strcmp(name, "lose-end") == 0) {
+        if (parse_u64(arg, 1000000, &v) < 0 || v == 0)
+            return es_fail(err, ES_USAGE,
+                           "board '%s': fault lose-end needs a data block number 1..1000000 "
+                           "(lose-end:3), got '%s'",
+                           spec, arg ? arg : "");
+        f->lose_end_block = (int)v;
     } else if (strcmp(name, "sync-after") == 0) {
         if (parse_u64(arg, 1000, &v) < 0)
             return es_fail(err, ES_USAGE,
@@ -263,7 +271,7 @@ static int parse_fault(struct sim_faults *f, char *name, const char *spec, struc
         return es_fail(err, ES_USAGE,
                        "board '%s': unknown fault '%s%s%s'; accepted: no-download, sync-after:K, "
                        "unplug-at:PCT, corrupt:RATE, bad-flash:ADDR, bad-flash-report:ADDR, "
-                       "slow:OP:MS, mute:OP, wrong-chip, baud-fail",
+                       "slow:OP:MS, mute:OP, wrong-chip, baud-fail, lose-end:K",
                        spec, name, arg ? ":" : "", arg ? arg : "");
     }
     return 0;

@@ -692,6 +692,21 @@ static void stub_frame_complete(struct sim_board *b, size_t len)
     }
 }
 
+/* Fault lose-end: whether this 0xC0, which would end a data block, is the one to lose. */
+static int lose_this_end(struct sim_board *b)
+{
+    int data = b->rx_len > 16 && b->rxbuf[0] == 0x00 &&
+               (b->rxbuf[1] == OP_FLASH_DATA || b->rxbuf[1] == OP_FLASH_DEFL_DATA);
+
+    if (!data || b->cfg.faults.lose_end_block <= 0)
+        return 0;
+    if (++b->data_frames != (unsigned)b->cfg.faults.lose_end_block)
+        return 0;
+    sim_log(b, "fault: the end of data block %u is lost; the stub stays in the frame",
+            b->data_frames);
+    return 1;
+}
+
 /* The stubs' SLIP decoder (esp-flasher-stub src/slip.c, legacy flasher_stub/slip.c): 0xC0
  * outside a frame opens one and inside closes it, an empty one too, so a lone 0xC0 toggles
  * (the ROM instead treats runs of 0xC0 as harmless). An empty frame is ignored; a bad escape
@@ -702,6 +717,8 @@ static void stub_rx_byte(struct sim_board *b, uint8_t c)
     if (c == SLIP_END) {
         int was_in = b->srx_in_frame;
 
+        if (was_in && lose_this_end(b))
+            return;
         b->srx_in_frame = !was_in;
         b->srx_escape = 0;
         if (!was_in) {

@@ -47,6 +47,9 @@ struct sim_faults {
     int wrong_chip; /* answers the magic register with a different chip's value */
     /* CHANGE_BAUDRATE replies OK, then the board garbles everything at the new rate */
     int baud_fail;
+    /* >0: the closing 0xC0 of the stub's K-th data block (counted from 1) is lost on the line,
+     * once: the stub stays inside that frame (§10.2) */
+    int lose_end_block;
 };
 
 struct sim_board_cfg {

@@ -186,6 +186,7 @@ struct sim_board {
     uint64_t rx_hold_until;    /* SIM_STUB_FLASHER: bytes arriving before this wait in the FIFO */
     uint64_t last_frame_start; /* SIM_STUB_LEGACY: when the last accepted frame starts running */
     uint64_t rx_lost;          /* bytes lost to a full FIFO or full buffers */
+    unsigned data_frames;      /* data blocks whose end reached the stub (fault lose-end) */
     struct {
         int active;
         uint32_t addr, total, packet, window, sent, acked;
