@@ -1481,6 +1481,9 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg,
     s->arg = arg;
     s->baud = cfg->profiles[0]->baud;
     s->loader = ROM_LOADER_ESP32; /* until a SYNC reply says which */
+    /* A measurement switch (tools/bench): upload the stub at the profile's rate, as before. */
+    s->no_rom_raise = getenv("ESPSTATION_ROM_BAUD") != NULL &&
+                      strcmp(getenv("ESPSTATION_ROM_BAUD"), "keep") == 0;
     slip_decoder_init(&s->dec, s->decbuf, DECODER_CAP, on_frame, NULL, s);
     s->rep.slot = cfg->slot;
     s->rep.port = cfg->port;
