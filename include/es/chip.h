@@ -131,6 +131,13 @@ int chip_decode_mac(const struct chip *chip, const uint32_t words[], uint8_t mac
                     struct es_err *err);
 /* Fills info (MAC, revision, package, description) from the same words[] as chip_decode_mac().
  * Fails only as chip_decode_mac() does. */
+/* Whether a decoded MAC is one the chip can hold (§7.1, §7.2), so that a reply corrupted on the
+ * line never names a report: ESP32, the eFuse CRC-8 (words[2] bits 16-23; Dallas/Maxim, as
+ * ESP-IDF's esp_rom_efuse_mac_address_crc8 over the six bytes in order) must match; ESP8266, a
+ * MAC3 OUI must fit in 24 bits; every chip, a unicast, globally administered, non-zero MAC.
+ * ES_BAD_MAC saying what is wrong. */
+int chip_check_mac(const struct chip *chip, const uint32_t words[], const uint8_t mac[6],
+                   struct es_err *err);
 int chip_decode_info(const struct chip *chip, const uint32_t words[], struct chip_info *info,
                      struct es_err *err);
 /* "aa:bb:cc:dd:ee:ff" into out (at least 18 bytes). */

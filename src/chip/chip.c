@@ -114,6 +114,44 @@ int chip_decode_mac(const struct chip *chip, const uint32_t words[], uint8_t mac
                    (int)chip->model);
 }
 
+static uint8_t crc8_maxim(const uint8_t *p, size_t n)
+{
+    uint8_t c = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (uint8_t)((c & 1) ? (c >> 1) ^ 0x8C : c >> 1);
+    }
+    return c;
+}
+
+int chip_check_mac(const struct chip *chip, const uint32_t words[], const uint8_t mac[6],
+                   struct es_err *err)
+{
+    static const uint8_t zero[6];
+    char s[18];
+
+    chip_format_mac(mac, s);
+    if (memcmp(mac, zero, 6) == 0 || (mac[0] & 0x03) != 0)
+        return es_fail(err, ES_BAD_MAC,
+                       "MAC %s is not a factory MAC (zero, multicast or locally administered)", s);
+    if (chip->model == CHIP_ESP8266 && words[3] >> 24 != 0)
+        return es_fail(err, ES_BAD_MAC,
+                       "ESP8266 OTP MAC3 0x%08x has bits above its 24-bit OUI set; the OTP read "
+                       "is corrupt",
+                       (unsigned)words[3]);
+    if (chip->model == CHIP_ESP32) {
+        uint8_t want = (uint8_t)(words[2] >> 16), got = crc8_maxim(mac, 6);
+
+        if (want != got)
+            return es_fail(err, ES_BAD_MAC,
+                           "ESP32 eFuse MAC %s has CRC 0x%02x, but its eFuse CRC byte is 0x%02x", s,
+                           got, want);
+    }
+    return 0;
+}
+
 static const char *esp32_package_name(int pkg, int single_core, int rev3)
 {
     switch (pkg) {

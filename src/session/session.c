@@ -31,6 +31,7 @@
 #define BLOCK_RETRIES         3   /* restarts of one image after a refused or lost block (§8.5) */
 #define RESYNC_TIMEOUT_MS     500 /* a stub SYNC reply, after it finished the block it was on */
 #define RESYNC_TRIES          4   /* alternately with and without a lone 0xC0 (see enter_resync) */
+#define IDENTIFY_PASSES       4   /* reads of the identity registers until two agree */
 #define RESET_HOLD_MS         100
 #define RESET_BOOT_MS         50 /* GPIO0 held low after EN rises; 550 on alternate attempts */
 #define RESET_DRAIN_MS        50 /* boot text drained before the first SYNC (§4) */
@@ -103,6 +104,8 @@ struct session {
     const struct profile *profile;
     struct chip_info info;
     uint32_t regs[CHIP_MAX_INFO_REGS];
+    uint32_t regs_prev[CHIP_MAX_INFO_REGS]; /* the previous identify pass */
+    int id_pass;
 
     struct chip_reg_step rdid[CHIP_RDID_MAX_STEPS];
     size_t rdid_n;
@@ -552,13 +555,40 @@ static int alloc_images(struct session *s)
     return 0;
 }
 
+/* The name of what the profiles expect, for messages: "esp32 (profile 'x')". */
+static void expected_chip(const struct session *s, char *out, size_t cap)
+{
+    const struct profile *p = s->cfg.profiles[0];
+
+    if (s->cfg.n_profiles > 1)
+        snprintf(out, cap, "one of the %zu profiles' chips", s->cfg.n_profiles);
+    else
+        snprintf(out, cap, "%s (profile '%s')", p->chip != NULL ? p->chip->name : "any chip",
+                 p->name);
+}
+
 static void detect_done(struct session *s, const struct rom_reply *r)
 {
     const struct chip *chip = chip_by_magic(r->value);
+    char want[128];
 
+    expected_chip(s, want, sizeof(want));
     if (chip == NULL) {
-        session_fail(s, ES_UNKNOWN_CHIP, "chip magic 0x%08x is not a chip espstation knows (%s)",
-                     r->value, chip_names());
+        session_fail(s, ES_UNKNOWN_CHIP,
+                     "chip magic 0x%08x is not a chip espstation knows (%s); expected %s", r->value,
+                     chip_names(), want);
+        return;
+    }
+    /* The SYNC replies already said which kind of ROM this is (2 or 4 status bytes, §2.3): a
+     * magic word that names a chip of the other kind is not to be believed (a damaged or
+     * counterfeit part, or a corrupted reply), and nothing more is sent to this board. */
+    if (s->loader != ROM_LOADER_STUB && rom_status_len(s->loader) != chip->rom_status_len) {
+        session_fail(s, ES_WRONG_CHIP,
+                     "the magic register says %s (0x%08x), but the ROM answers like an %s ROM "
+                     "(%zu status bytes); expected %s",
+                     chip->display, r->value,
+                     s->loader == ROM_LOADER_ESP8266 ? "ESP8266" : "ESP32-family",
+                     rom_status_len(s->loader), want);
         return;
     }
     s->chip = chip;
@@ -566,9 +596,7 @@ static void detect_done(struct session *s, const struct rom_reply *r)
     note(s, "chip", "%s", chip->display);
     s->profile = profile_for(s, chip);
     if (s->profile == NULL) {
-        const struct profile *p = s->cfg.profiles[0];
-        session_fail(s, ES_WRONG_CHIP, "the board is an %s but profile '%s' is for %s",
-                     chip->display, p->name, p->chip != NULL ? p->chip->display : "another chip");
+        session_fail(s, ES_WRONG_CHIP, "the board is an %s; expected %s", chip->display, want);
         return;
     }
     if (alloc_images(s) < 0)
@@ -579,9 +607,14 @@ static void detect_done(struct session *s, const struct rom_reply *r)
     goto_state(s, ST_IDENTIFY);
 }
 
+/* The identity registers (MAC, revision) are read until two passes in a row agree and the MAC
+ * passes chip_check_mac: a ROM reply carries no checksum, so a byte flipped on the line would
+ * otherwise name the report after a MAC no board has. */
 static void enter_identify(struct session *s)
 {
     set_phase(s, SESSION_PHASE_IDENTIFY);
+    if (s->step == 0 && s->attempt == 0)
+        s->id_pass = 0;
     send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), s->chip->info_regs[s->step]), 0,
              CMD_TIMEOUT_MS);
 }
@@ -600,7 +633,26 @@ static void identify_done(struct session *s, const struct rom_reply *r)
                  CMD_TIMEOUT_MS);
         return;
     }
-    if (chip_decode_info(s->chip, s->regs, &s->info, &err) < 0) {
+    if (s->id_pass == 0 ||
+        memcmp(s->regs, s->regs_prev, s->chip->info_reg_count * sizeof(s->regs[0])) != 0) {
+        if (++s->id_pass >= IDENTIFY_PASSES) {
+            session_fail(s, ES_BAD_MAC,
+                         "the identity registers read differently in each of %d passes: the "
+                         "line corrupts replies; check the cable and lower the baud rate",
+                         IDENTIFY_PASSES);
+            return;
+        }
+        if (s->id_pass > 1)
+            note(s, "retry", "identity registers differ between two reads; reading again");
+        memcpy(s->regs_prev, s->regs, sizeof(s->regs));
+        s->step = 0;
+        s->attempt = 0;
+        send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), s->chip->info_regs[0]), 0,
+                 CMD_TIMEOUT_MS);
+        return;
+    }
+    if (chip_decode_info(s->chip, s->regs, &s->info, &err) < 0 ||
+        chip_check_mac(s->chip, s->regs, s->info.mac, &err) < 0) {
         session_fail_err(s, &err);
         return;
     }
@@ -1482,8 +1534,8 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg,
     s->baud = cfg->profiles[0]->baud;
     s->loader = ROM_LOADER_ESP32; /* until a SYNC reply says which */
     /* A measurement switch (tools/bench): upload the stub at the profile's rate, as before. */
-    s->no_rom_raise = getenv("ESPSTATION_ROM_BAUD") != NULL &&
-                      strcmp(getenv("ESPSTATION_ROM_BAUD"), "keep") == 0;
+    s->no_rom_raise =
+        getenv("ESPSTATION_ROM_BAUD") != NULL && strcmp(getenv("ESPSTATION_ROM_BAUD"), "keep") == 0;
     slip_decoder_init(&s->dec, s->decbuf, DECODER_CAP, on_frame, NULL, s);
     s->rep.slot = cfg->slot;
     s->rep.port = cfg->port;

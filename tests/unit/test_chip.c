@@ -202,6 +202,35 @@ static void test_v13_esp32_mac(void **state)
     assert_string_equal(s, "24:0a:c4:12:34:56");
 }
 
+/* A MAC read over a noisy line must prove itself before it names a report (issue 11). */
+static void test_check_mac(void **state)
+{
+    const struct chip *esp32 = chip_by_name("esp32"), *esp8266 = chip_by_name("esp8266");
+    /* 24:0a:c4:12:34:56 with its CRC-8 (Dallas/Maxim over the six bytes) 0xF5 in word 2. */
+    uint32_t w32[8] = {0, 0xC4123456, 0x00F5240A, 0, 0, 0, 0, 0};
+    uint32_t w8266[4] = {0xC3004F2A, 0x0000A1B2, 0, 0};
+    uint8_t mac[6];
+    struct es_err err;
+
+    (void)state;
+    assert_int_equal(chip_decode_mac(esp32, w32, mac, &err), 0);
+    assert_int_equal(chip_check_mac(esp32, w32, mac, &err), 0);
+    w32[1] ^= 0x00000100; /* one bit flipped on the line: 24:0a:c4:12:35:56 */
+    assert_int_equal(chip_decode_mac(esp32, w32, mac, &err), 0);
+    assert_int_equal(chip_check_mac(esp32, w32, mac, &err), -(int)ES_BAD_MAC);
+    assert_non_null(strstr(err.msg, "eFuse CRC byte is 0xf5"));
+    /* ESP8266: the classic OUI selector passes; a MAC3 with bits above the OUI does not. */
+    assert_int_equal(chip_decode_mac(esp8266, w8266, mac, &err), 0);
+    assert_int_equal(chip_check_mac(esp8266, w8266, mac, &err), 0);
+    w8266[3] = 0x0100A402;
+    assert_int_equal(chip_decode_mac(esp8266, w8266, mac, &err), 0);
+    assert_int_equal(chip_check_mac(esp8266, w8266, mac, &err), -(int)ES_BAD_MAC);
+    /* Multicast or locally administered OUIs are no factory MAC. */
+    w8266[3] = 0x00030000;
+    assert_int_equal(chip_decode_mac(esp8266, w8266, mac, &err), 0);
+    assert_int_equal(chip_check_mac(esp8266, w8266, mac, &err), -(int)ES_BAD_MAC);
+}
+
 static void test_later_chip_mac(void **state)
 {
     const uint32_t words[2] = {0x12345678, 0xFFFF3485};
@@ -580,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_v13_esp32_mac),
         cmocka_unit_test(test_later_chip_mac),
         cmocka_unit_test(test_esp32_revision_and_package),
+        cmocka_unit_test(test_check_mac),
         cmocka_unit_test(test_xtal),
         cmocka_unit_test(test_rom_baud_value),
         cmocka_unit_test(test_rdid_steps_esp8266),
