@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "es/chip.h"
+#include "es/deflate.h"
 #include "es/err.h"
 #include "es/image.h"
 #include "es/port.h"
@@ -51,8 +52,7 @@ const char *session_phase_name(enum session_phase phase);
  * by every session; a session only borrows it. */
 struct session_payload {
     const struct image_prepared *prepared;
-    const uint8_t *zdata; /* zlib stream of prepared->data, or NULL */
-    size_t zsize;
+    const struct image_deflate *z; /* restartable zlib stream of prepared->data, or NULL */
 };
 
 struct session;

@@ -28,10 +28,14 @@
 #define ERASE_MS_PER_MB       40000
 #define MD5_MS_PER_MB         8000
 #define CHIP_ERASE_TIMEOUT_MS 120000
-#define BLOCK_RETRIES         3   /* restarts of one image after a refused or lost block (§8.5) */
-#define RESYNC_TIMEOUT_MS     500 /* a stub SYNC reply, after it finished the block it was on */
-#define RESYNC_TRIES          4   /* alternately with and without a lone 0xC0 (see enter_resync) */
-#define IDENTIFY_PASSES       4   /* reads of the identity registers until two agree */
+#define BLOCK_RETRIES         3     /* restarts of one image in a row without progress (§8.5) */
+#define IMAGE_RESTARTS_MAX    64    /* restarts of one image in all, progress or not */
+#define MIN_STUB_BLOCK        0x400 /* the smallest block after halving on line errors */
+#define STUB_UPLOAD_TRIES     3     /* uploads of the stub after a refused or lost MEM block */
+#define MD5_READS             3     /* reads of a region's MD5 until one matches (verify_done) */
+#define RESYNC_TIMEOUT_MS     500   /* a stub SYNC reply, after it finished the block it was on */
+#define RESYNC_TRIES          4 /* alternately with and without a lone 0xC0 (see enter_resync) */
+#define IDENTIFY_PASSES       4 /* reads of the identity registers until two agree */
 #define RESET_HOLD_MS         100
 #define RESET_BOOT_MS         50 /* GPIO0 held low after EN rises; 550 on alternate attempts */
 #define RESET_DRAIN_MS        50 /* boot text drained before the first SYNC (§4) */
@@ -127,7 +131,18 @@ struct session {
     uint32_t acked; /* blocks the loader has acknowledged; seq - acked are in flight */
     size_t off;     /* bytes of the stream (compressed or not) already sent */
     int compressed;
-    unsigned image_restarts;
+    /* This (re)start of the image: it writes from wr_base on, sending wr_stream (the image's
+     * zlib stream, a restarted tail of it in resume_buf, or the raw bytes from wr_base). */
+    uint32_t wr_base;
+    size_t wr_point; /* restart point of the zlib stream (es/deflate.h) */
+    const uint8_t *wr_stream;
+    size_t wr_size;
+    uint8_t *resume_buf;
+    uint32_t stub_block;     /* block size with the stub: halved after each failed block */
+    unsigned image_restarts; /* in a row without progress */
+    unsigned image_attempts; /* restarts of this image in all */
+    int stub_tries;
+    int md5_reads;
     uint64_t done_bytes, total_bytes;
     uint64_t write_start_ns;
 
@@ -762,6 +777,19 @@ static void enter_stub_end(struct session *s)
              MEM_END_TIMEOUT_MS);
 }
 
+/* A refused or unanswered MEM_BEGIN/MEM_DATA: the ROM has moved its sequence number on (§15),
+ * so the upload starts again from the first segment's MEM_BEGIN. */
+static int stub_retry(struct session *s, const char *why)
+{
+    if (++s->stub_tries >= STUB_UPLOAD_TRIES)
+        return -1;
+    note(s, "retry", "stub upload: %s; uploading again (%d of %d)", why, s->stub_tries + 1,
+         STUB_UPLOAD_TRIES);
+    s->stub_seg = 0;
+    goto_state(s, ST_STUB_BEGIN);
+    return 0;
+}
+
 static void stub_started(struct session *s)
 {
     s->loader = ROM_LOADER_STUB;
@@ -1072,8 +1100,12 @@ static void enter_erase(struct session *s)
 
 /* Write one image: FLASH_BEGIN (or FLASH_DEFL_BEGIN with the stub), its blocks, then with the
  * stub one READ_REG that is answered only once the last block is in flash (esptool does the
- * same). After a refused or lost block the image restarts from its BEGIN: both ROMs advance
- * their sequence number even on a refused block (protocol doc §15). */
+ * same). After a refused or lost block the write restarts with a new BEGIN (both ROMs advance
+ * their sequence number even on a refused block, protocol doc §15), from the last point that
+ * is surely written: the last 4 KiB boundary the acknowledged raw blocks reach, or the last
+ * restart point of the zlib stream (es/deflate.h) the acknowledged compressed blocks reach.
+ * With the stub every failed block also halves the block size, down to 1 KiB: on a noisy line a
+ * smaller block gets through more often. The MD5 verify still covers the whole image. */
 static int load_payload(struct session *s, struct es_err *err)
 {
     s->compressed = s->loader == ROM_LOADER_STUB;
@@ -1083,7 +1115,33 @@ static int load_payload(struct session *s, struct es_err *err)
 
 static size_t stream_size(const struct session *s)
 {
-    return s->compressed ? s->payload->zsize : s->payload->prepared->size;
+    return s->wr_size;
+}
+
+/* Points wr_stream at what this (re)start sends, from wr_point (compressed) or wr_base. */
+static int select_stream(struct session *s, struct es_err *err)
+{
+    const struct image_prepared *prep = s->payload->prepared;
+    const struct image_deflate *z = s->payload->z;
+
+    free(s->resume_buf);
+    s->resume_buf = NULL;
+    if (!s->compressed) {
+        s->wr_stream = prep->data + s->wr_base;
+        s->wr_size = prep->size - s->wr_base;
+        return 0;
+    }
+    s->wr_base = z->points[s->wr_point].uoff;
+    if (s->wr_point == 0) {
+        s->wr_stream = z->z;
+        s->wr_size = z->zsize;
+        return 0;
+    }
+    if (image_deflate_tail(z, prep->data, prep->size, s->wr_point, &s->resume_buf, &s->wr_size,
+                           err) < 0)
+        return -1;
+    s->wr_stream = s->resume_buf;
+    return 0;
 }
 
 static void enter_write_begin(struct session *s)
@@ -1099,38 +1157,48 @@ static void enter_write_begin(struct session *s)
         return;
     }
     prep = s->payload->prepared;
-    if (s->img == 0 && s->image_restarts == 0) {
+    if (s->img == 0 && s->image_attempts == 0) {
         s->total_bytes = 0;
         for (size_t i = 0; i < s->profile->n_images; i++)
             s->total_bytes += s->profile->images[i].image->size;
         s->write_start_ns = uv_hrtime();
     }
-    s->block_size = s->loader == ROM_LOADER_STUB ? s->chip->stub_block_size : ROM_FLASH_BLOCK;
+    if (s->image_attempts == 0) {
+        s->wr_base = 0;
+        s->wr_point = 0;
+    }
+    if (select_stream(s, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    if (s->loader == ROM_LOADER_STUB && s->stub_block == 0)
+        s->stub_block = s->chip->stub_block_size;
+    s->block_size = s->loader == ROM_LOADER_STUB ? s->stub_block : ROM_FLASH_BLOCK;
     s->seq = 0;
     s->acked = 0;
     s->off = 0;
     s->blocks = rom_block_count((uint32_t)stream_size(s), s->block_size);
     b.blocks = s->blocks;
     b.block_size = s->block_size;
-    b.offset = prep->offset;
+    b.offset = prep->offset + s->wr_base;
     if (s->compressed) {
-        b.size = (uint32_t)prep->size;
+        b.size = (uint32_t)(prep->size - s->wr_base);
         len = rom_encode_flash_defl_begin(pkt_buf, sizeof(pkt_buf), &b);
     } else {
         b.size = s->loader == ROM_LOADER_ESP8266
-                     ? rom_esp8266_erase_size(prep->offset, (uint32_t)prep->size)
-                     : (uint32_t)prep->size;
+                     ? rom_esp8266_erase_size(b.offset, (uint32_t)s->wr_size)
+                     : (uint32_t)s->wr_size;
         len = rom_encode_flash_begin(pkt_buf, sizeof(pkt_buf), &b);
     }
     s->images[s->img].md5_sent_valid = true;
     memcpy(s->images[s->img].md5_sent, prep->md5, 16);
-    send_cmd(s, len, 0, per_mb_timeout(prep->size, ERASE_MS_PER_MB));
+    send_cmd(s, len, 0, per_mb_timeout(prep->size - s->wr_base, ERASE_MS_PER_MB));
 }
 
 /* Sends the next data block (sequence s->seq). Returns 0, or -1 when the session failed. */
 static int send_block(struct session *s)
 {
-    const uint8_t *stream = s->compressed ? s->payload->zdata : s->payload->prepared->data;
+    const uint8_t *stream = s->wr_stream;
     size_t n = stream_size(s) - s->off;
     size_t len;
 
@@ -1175,9 +1243,10 @@ static void enter_write_data(struct session *s)
     if (s->compressed) {
         /* A compressed block may expand to much more flash than it is long (esptool sizes the
          * timeout by the uncompressed bytes, 40 s/MB). Each block in flight adds its time. */
-        timeout = per_mb_timeout((uint64_t)s->block_size * s->payload->prepared->size /
-                                     s->payload->zsize * (s->seq - s->acked),
-                                 ERASE_MS_PER_MB);
+        timeout =
+            per_mb_timeout((uint64_t)s->block_size * (s->payload->prepared->size - s->wr_base) /
+                               stream_size(s) * (s->seq - s->acked),
+                           ERASE_MS_PER_MB);
     }
     s->pending_timeout_ms = timeout;
     s->waiting = 1;
@@ -1187,15 +1256,17 @@ static void enter_write_data(struct session *s)
 static uint64_t image_done_bytes(const struct session *s)
 {
     uint64_t before = 0, size = s->profile->images[s->img].image->size;
-    uint64_t acked = (uint64_t)s->acked * s->block_size;
+    uint64_t acked = (uint64_t)s->acked * s->block_size, base = s->wr_base;
 
     for (size_t i = 0; i < s->img; i++)
         before += s->profile->images[i].image->size;
+    if (base > size)
+        base = size;
     if (stream_size(s) == 0)
-        return before;
+        return before + base;
     if (acked > stream_size(s))
         acked = stream_size(s);
-    return before + acked * size / stream_size(s);
+    return before + base + acked * (size - base) / stream_size(s);
 }
 
 static void write_data_done(struct session *s)
@@ -1227,6 +1298,9 @@ static void image_written(struct session *s)
     note(s, "image_written", "0x%05x: %zu bytes", s->payload->prepared->offset,
          s->payload->prepared->size);
     s->image_restarts = 0;
+    s->image_attempts = 0;
+    free(s->resume_buf);
+    s->resume_buf = NULL;
     if (++s->img < s->profile->n_images) {
         goto_state(s, ST_WRITE_BEGIN);
         return;
@@ -1235,14 +1309,55 @@ static void image_written(struct session *s)
     goto_state(s, ST_VERIFY);
 }
 
+/* Where the next BEGIN starts (see above); returns whether that is further than the last one. */
+static int resume_point(struct session *s)
+{
+    const struct image_deflate *z = s->payload->z;
+
+    if (s->state == ST_WRITE_BEGIN)
+        return 0; /* the BEGIN itself failed: nothing new is written */
+    if (s->compressed) {
+        size_t zdone = z->points[s->wr_point].zoff - 2 + (size_t)s->acked * s->block_size;
+        size_t k = image_deflate_point(z, zdone);
+
+        if (k <= s->wr_point)
+            return 0;
+        s->wr_point = k;
+        return 1;
+    }
+    {
+        uint64_t done = s->wr_base + (uint64_t)s->acked * s->block_size;
+
+        done -= done % 0x1000; /* a BEGIN erases from its offset: restart on a sector */
+        if (done > s->payload->prepared->size)
+            done = s->payload->prepared->size - s->payload->prepared->size % 0x1000;
+        if (done <= s->wr_base)
+            return 0;
+        s->wr_base = (uint32_t)done;
+        return 1;
+    }
+}
+
 static int write_retry(struct session *s, const struct es_err *why)
 {
+    uint32_t offset = s->payload != NULL ? s->payload->prepared->offset : 0;
+
     s->rep.block_retries++;
-    if (++s->image_restarts > BLOCK_RETRIES)
+    if (s->payload == NULL || ++s->image_attempts > IMAGE_RESTARTS_MAX)
         return -1;
-    note(s, "retry", "image at 0x%05x, block %u: %s; restarting the image (%u of %d)",
-         s->payload != NULL ? s->payload->prepared->offset : 0, s->seq, why->msg, s->image_restarts,
-         BLOCK_RETRIES);
+    if (resume_point(s))
+        s->image_restarts = 0;
+    else if (++s->image_restarts > BLOCK_RETRIES)
+        return -1;
+    if (s->loader == ROM_LOADER_STUB && s->stub_block > MIN_STUB_BLOCK)
+        s->stub_block /= 2;
+    note(s, "retry",
+         "image at 0x%05x, block %u: %s; writing again from 0x%05x in blocks of %u (restart %u, "
+         "%u in a row without progress of %d allowed)",
+         offset, s->seq, why->msg,
+         offset + (s->compressed ? s->payload->z->points[s->wr_point].uoff : s->wr_base),
+         s->loader == ROM_LOADER_STUB ? s->stub_block : ROM_FLASH_BLOCK, s->image_attempts,
+         s->image_restarts, BLOCK_RETRIES);
     goto_state(s, s->loader == ROM_LOADER_STUB ? ST_RESYNC : ST_WRITE_BEGIN);
     return 0;
 }
@@ -1311,6 +1426,15 @@ static void verify_done(struct session *s, const struct rom_reply *r)
     ri->verified = memcmp(ri->md5_read, ri->md5_sent, 16) == 0;
     es_hex(ri->md5_sent, 16, want);
     es_hex(ri->md5_read, 16, got);
+    /* The reply has no checksum: a digest damaged on the line would fail a good board, so a
+     * mismatch is read again. Noise cannot forge the expected digest, so a match is a match. */
+    if (!ri->verified && ++s->md5_reads < MD5_READS) {
+        note(s, "retry", "image at 0x%05x: flash MD5 %s, expected %s; reading it again (%d of %d)",
+             ri->offset, got, want, s->md5_reads + 1, MD5_READS);
+        goto_state(s, ST_VERIFY);
+        return;
+    }
+    s->md5_reads = 0;
     if (!ri->verified) {
         session_fail(s, ES_VERIFY_MISMATCH,
                      "image %s at 0x%05x: flash MD5 %s, expected %s; the flash does not hold "
@@ -1363,6 +1487,8 @@ static void on_reply(struct session *s, const struct rom_reply *r)
     if (rom_reply_check(r, s->loader, &err) < 0) {
         es_err_prefix(&err, "%s", rom_op_name(r->op));
         if ((s->state == ST_WRITE_BEGIN || s->state == ST_WRITE_DATA) && write_retry(s, &err) == 0)
+            return;
+        if ((s->state == ST_STUB_BEGIN || s->state == ST_STUB_DATA) && stub_retry(s, err.msg) == 0)
             return;
         if (s->state == ST_WRITE_DATA && r->error == 0x08)
             err.code = ES_FLASH_WRITE;
@@ -1479,6 +1605,13 @@ static void on_step_timeout(uv_timer_t *t)
             return;
         }
         stub_no_greeting(s);
+        return;
+    case ST_STUB_BEGIN:
+    case ST_STUB_DATA:
+        if (stub_retry(s, "no reply") == 0)
+            return;
+        session_fail(s, ES_STUB, "no reply to %s during the stub upload, %d uploads tried",
+                     rom_op_name(s->pending_op), STUB_UPLOAD_TRIES);
         return;
     case ST_RESYNC:
         if (++s->step < RESYNC_TRIES) {
@@ -1600,6 +1733,7 @@ void session_free(struct session *s)
         return;
     free(s->images);
     free(s->decbuf);
+    free(s->resume_buf);
     free(s);
 }
 

@@ -16,7 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
-#include <zlib.h>
 
 #include "es/journal.h"
 #include "es/report.h"
@@ -35,7 +34,7 @@ struct payload_entry {
     enum chip_model model;
     struct image_flash_params params;
     struct image_prepared prepared;
-    uint8_t *zdata;
+    struct image_deflate z;
     struct session_payload payload;
     struct payload_entry *next;
 };
@@ -229,16 +228,11 @@ static int params_equal(const struct image_flash_params *a, const struct image_f
 
 static int compress_payload(struct payload_entry *e, struct es_err *err)
 {
-    uLongf cap = compressBound((uLong)e->prepared.size);
+    int rc = image_deflate(e->prepared.data, e->prepared.size, IMAGE_DEFLATE_CHUNK, &e->z, err);
 
-    e->zdata = malloc(cap);
-    if (e->zdata == NULL)
-        return es_fail(err, ES_NOMEM, "out of memory compressing an image");
-    if (compress2(e->zdata, &cap, e->prepared.data, (uLong)e->prepared.size, 9) != Z_OK)
-        return es_fail(err, ES_NOMEM, "zlib could not compress an image");
-    e->payload.zdata = e->zdata;
-    e->payload.zsize = cap;
-    return 0;
+    if (rc == 0)
+        e->payload.z = &e->z;
+    return rc;
 }
 
 static int get_payload(struct session *s, const struct profile *p, size_t i,
@@ -274,7 +268,7 @@ static int get_payload(struct session *s, const struct profile *p, size_t i,
         e->next = st->payloads;
         st->payloads = e;
     }
-    if (compressed && e->zdata == NULL && compress_payload(e, err) < 0)
+    if (compressed && e->payload.z == NULL && compress_payload(e, err) < 0)
         return -(int)err->code;
     *out = &e->payload;
     return 0;
@@ -287,7 +281,7 @@ static void payloads_free(struct station *st)
     for (; e != NULL; e = next) {
         next = e->next;
         image_prepared_close(&e->prepared);
-        free(e->zdata);
+        image_deflate_close(&e->z);
         free(e);
     }
     st->payloads = NULL;

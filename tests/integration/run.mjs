@@ -14,7 +14,7 @@
 //   [run]      command=run|verify  args=...  sim_args=...  time_scale=X  exit=N
 //              before=run (flash first, then the command)  poke=SLOT:OFFSET (flip a flash byte
 //              before the command)  signal=SIGINT|SIGKILL@PHASE (sent when a board reaches PHASE)
-//   [expect]   slot N key=value ...  (result, phase, code, loader, chip, retries>=N, msg~=TEXT)
+//   [expect]   slot N key=value ...  (result, phase, code, loader, chip, retries>=N, x<=N, msg~=TEXT)
 //              flash N                (slot N's flash holds every image, byte for byte)
 //              journal                (journal.jsonl: every line is whole JSON, one done per slot)
 //              reports N              (N device reports in the run directory)
@@ -203,6 +203,8 @@ async function runCase(file) {
             `slot ${words[1]}: ${m[1]} '${get(rep, m[1])}' does not contain '${m[2]}'`);
         } else if ((m = kv.match(/^(\w[\w.]*)>=(\d+)$/))) {
           check(Number(get(rep, m[1])) >= Number(m[2]), `slot ${words[1]}: ${m[1]} ${get(rep, m[1])} < ${m[2]}`);
+        } else if ((m = kv.match(/^(\w[\w.]*)<=(\d+)$/))) {
+          check(Number(get(rep, m[1])) <= Number(m[2]), `slot ${words[1]}: ${m[1]} ${get(rep, m[1])} > ${m[2]}`);
         } else if ((m = kv.match(/^(\w[\w.]*)=(.*)$/))) {
           check(String(get(rep, m[1])) === m[2], `slot ${words[1]}: ${m[1]} is '${get(rep, m[1])}', expected '${m[2]}'`);
         }
