@@ -49,10 +49,17 @@ enum es_code {
         ES_CODE_COUNT
 };
 
+/* Room for a message: three paths of PATH_MAX (4096) bytes and the sentence around them, so
+ * that no message built from real paths, port names and digests is ever cut (issue 11 #14). Only
+ * text from input that is itself invalid (a name longer than any path can be) could exceed it;
+ * such a message ends in ES_ERR_CUT_MARK so the cut shows. */
+#define ES_ERR_MSG_MAX  16384
+#define ES_ERR_CUT_MARK " [...]"
+
 struct es_err {
-    enum es_code code; /* stable; written to reports by es_code_name() */
-    int rom_status;    /* the board's own status/error byte when it refused, else -1 */
-    char msg[256];     /* one sentence for a person: what, where, what to do */
+    enum es_code code;        /* stable; written to reports by es_code_name() */
+    int rom_status;           /* the board's own status/error byte when it refused, else -1 */
+    char msg[ES_ERR_MSG_MAX]; /* one sentence for a person: what, where, what to do */
 };
 
 /* Fills err (which may be NULL) with code and a printf-style message; rom_status is set to -1.
@@ -63,7 +70,8 @@ int es_vfail(struct es_err *err, enum es_code code, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
 /* Prefixes err->msg with "prefix: " (printf-style), keeping the code. For adding context
- * (slot, port, file) on the way up. Returns -(int)err->code. */
+ * (slot, port, file) on the way up. The whole prefix and message are kept whenever they fit
+ * ES_ERR_MSG_MAX; beyond that the message's end is cut and marked. Returns -(int)err->code. */
 int es_err_prefix(struct es_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Clears err to ES_OK, rom_status -1 and an empty message. */

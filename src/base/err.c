@@ -16,12 +16,27 @@ static const char *const code_hints[] = {
 #undef ES_HINT
 };
 
+/* Ends msg, which was cut to fit its buffer, with ES_ERR_CUT_MARK so nobody mistakes the cut
+ * text for the whole sentence. */
+static void mark_cut(char *msg, size_t cap)
+{
+    size_t mark = sizeof(ES_ERR_CUT_MARK) - 1;
+
+    memcpy(msg + cap - 1 - mark, ES_ERR_CUT_MARK, mark + 1);
+}
+
 int es_vfail(struct es_err *err, enum es_code code, const char *fmt, va_list ap)
 {
     if (err != NULL) {
+        int n;
+
         err->code = code;
         err->rom_status = -1;
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        if (n < 0)
+            snprintf(err->msg, sizeof(err->msg), "(message could not be formatted)");
+        else if ((size_t)n >= sizeof(err->msg))
+            mark_cut(err->msg, sizeof(err->msg));
     }
     return -(int)code;
 }
@@ -38,21 +53,28 @@ int es_fail(struct es_err *err, enum es_code code, const char *fmt, ...)
 
 int es_err_prefix(struct es_err *err, const char *fmt, ...)
 {
-    char prefix[128];
+    char prefix[ES_ERR_MSG_MAX];
     size_t plen, mlen, cap = sizeof(err->msg) - 1;
+    int n, cut = 0;
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof(prefix) - 2, fmt, ap);
+    n = vsnprintf(prefix, sizeof(prefix) - 2, fmt, ap);
     va_end(ap);
+    if (n < 0)
+        prefix[0] = '\0';
     strcat(prefix, ": ");
-    plen = strlen(prefix);
+    plen = strlen(prefix); /* at most cap: the prefix was formatted into cap - 2 bytes */
     mlen = strlen(err->msg);
-    if (plen + mlen > cap)
-        mlen = cap - plen; /* keep the start of the message; the tail is the least useful */
+    if (plen + mlen > cap) {
+        mlen = cap - plen; /* keep the start of the message */
+        cut = 1;
+    }
     memmove(err->msg + plen, err->msg, mlen);
     memcpy(err->msg, prefix, plen);
     err->msg[plen + mlen] = '\0';
+    if (cut)
+        mark_cut(err->msg, sizeof(err->msg));
     return -(int)err->code;
 }
 

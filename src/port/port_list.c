@@ -313,7 +313,7 @@ int port_select(const struct port_info *list, size_t n, const struct port_match 
 {
     const struct port_info **hits;
     char **out;
-    char what[192];
+    char what[1024];
     size_t k = 0;
 
     *names = NULL;

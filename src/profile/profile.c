@@ -31,15 +31,17 @@ struct walk {
 int profile_fail(struct es_err *err, const char *path, struct profile_pos pos, enum es_code code,
                  const char *fmt, ...)
 {
-    char what[256];
     va_list ap;
 
+    /* The sentence first, then the position in front of it: es_err_prefix keeps both whole. */
     va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
+    es_vfail(err, code, fmt, ap);
     va_end(ap);
+    if (err == NULL)
+        return -(int)code;
     if (pos.line <= 0)
-        return es_fail(err, code, "%s: %s", path, what);
-    return es_fail(err, code, "%s:%d:%d: %s", path, pos.line, pos.col, what);
+        return es_err_prefix(err, "%s", path);
+    return es_err_prefix(err, "%s:%d:%d", path, pos.line, pos.col);
 }
 
 const char *profile_hex(char buf[16], uint32_t v)
@@ -282,7 +284,7 @@ static int walk_mapping(struct walk *w, const yaml_node_t *map, const char *wher
             return profile_fail(w->err, w->path, node_pos(k), ES_PROFILE,
                                 "key '%s' does not belong in %s; it goes under %s", text(k), where,
                                 home);
-        char list[160];
+        char list[512];
         return profile_fail(w->err, w->path, node_pos(k), ES_PROFILE,
                             "unknown key '%s' in %s; the keys there are %s", text(k), where,
                             comma_list(list, sizeof(list), keys, nkeys));
@@ -308,7 +310,7 @@ static int get_string(struct walk *w, const yaml_node_t *n, const char *what, co
 static int get_word(struct walk *w, const yaml_node_t *n, const char *what,
                     const char *const *words, size_t nwords, size_t *index)
 {
-    char list[160];
+    char list[512];
     int b;
 
     if (n->type != YAML_SCALAR_NODE || is_null(n))
@@ -417,7 +419,7 @@ static const struct {
 
 static int parse_chip(struct walk *w, const yaml_node_t *n)
 {
-    char list[160];
+    char list[512];
     int b;
 
     w->p->chip_pos = node_pos(n);

@@ -36,7 +36,7 @@ static int patching(const struct profile *p)
 
 int profile_check_settings(const struct profile *p, const struct chip *chip, struct es_err *err)
 {
-    char list[160];
+    char list[512];
     size_t used = 0;
 
     if (p->flash.size_kind == PROFILE_SIZE_BYTES && family_size(chip, p->flash.size) == NULL) {

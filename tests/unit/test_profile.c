@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "es/chip.h"
@@ -527,6 +528,73 @@ static void test_shipped_profiles(void **state)
     profile_free(p);
 }
 
+/* Writes len bytes of data to path. */
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Issue 11 #14: with the profile in a deep folder, the SHA-256 mismatch keeps the pinned digest
+ * and the advice (it was cut at 255 characters). */
+static void test_deep_path_message_is_whole(void **state)
+{
+    static char dir[2048], path[2300], want[4096];
+    static const char zeros[] = "0000000000000000000000000000000000000000000000000000000000000000";
+    char text[256], *blob;
+    size_t used;
+    FILE *f;
+    long n;
+    struct profile *p = NULL;
+    struct es_err err;
+    (void)state;
+
+    snprintf(dir, sizeof(dir), "/tmp/es-test-profile-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    used = strlen(dir);
+    for (int level = 0; level < 8; level++) {
+        used += (size_t)snprintf(dir + used, sizeof(dir) - used, "/%s-level-%d",
+                                 "a-folder-name-as-long-as-a-factory-share-might-give-it-xxxxxxx",
+                                 level);
+        assert_int_equal(mkdir(dir, 0755), 0);
+    }
+    f = fopen("profiles/images/blob.bin", "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    blob = malloc((size_t)n);
+    assert_int_equal(fread(blob, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/blob.bin", dir);
+    write_file(path, blob, (size_t)n);
+    free(blob);
+    snprintf(text, sizeof(text),
+             "chip: esp8266\nimages:\n  - offset: 0x10000\n    file: blob.bin\n    sha256: %s\n",
+             zeros);
+    snprintf(path, sizeof(path), "%s/deep.yaml", dir);
+    write_file(path, text, strlen(text));
+
+    assert_int_equal(profile_load(path, &p, &err), -(int)ES_IMAGE_HASH);
+    assert_null(p);
+    snprintf(want, sizeof(want),
+             "%s:5:13: blob.bin has sha256 %s but the profile pins %s; fix the file or the pin",
+             path, sha_blob, zeros);
+    assert_true(strlen(want) > 600);
+    assert_string_equal(err.msg, want);
+
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/blob.bin", dir);
+    unlink(path);
+    for (int level = 0; level <= 8; level++) {
+        assert_int_equal(rmdir(dir), 0);
+        *strrchr(dir, '/') = '\0';
+    }
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -553,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_flash_params),
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_shipped_profiles),
+        cmocka_unit_test(test_deep_path_message_is_whole),
         cmocka_unit_test(test_names),
     };
 

@@ -22,7 +22,7 @@ struct collect {
     size_t len[MAX_FRAMES];
     size_t nframes;
     enum es_code errors[MAX_FRAMES];
-    char last_msg[256];
+    char last_msg[ES_ERR_MSG_MAX];
     size_t nerrors;
 };
 
