@@ -1322,6 +1322,57 @@ static void test_garbage_robustness(void **state)
         sim_stub_images_close(&stubs);
 }
 
+/* §15.3: MEM_DATA lands in RAM, and READ_REG of those addresses returns the loaded words; a
+ * WRITE_REG there changes the RAM. */
+static void test_mem_data_readback(void **state)
+{
+    static const uint32_t addrs[] = {0x4010C500u, 0x3FFB0000u}; /* per chip, any RAM address */
+    uint8_t blk[24];
+
+    (void)state;
+    fill_pattern(blk, sizeof(blk), 11);
+    for (int chip = SIM_ESP8266; chip <= SIM_ESP32; chip++) {
+        struct fake *f = fake_new((enum sim_chip)chip, NULL, NULL);
+        uint32_t a = addrs[chip];
+
+        sync_board(f);
+        upload_segment(f, a, blk, sizeof(blk));
+        for (uint32_t i = 0; i < sizeof(blk); i += 4)
+            assert_int_equal(read_reg(f, a + i), es_get_le32(blk + i));
+        write_reg(f, a + 8, 0x12345678u);
+        assert_int_equal(read_reg(f, a + 8), 0x12345678u);
+        assert_int_equal(read_reg(f, a + 12), es_get_le32(blk + 12));
+        fake_free(f);
+    }
+}
+
+/* §15.3: SPI_CMD's USR bit reads back 0 as soon as the user command has run. */
+static void test_spi_usr_bit_clears(void **state)
+{
+    (void)state;
+    for (int chip = SIM_ESP8266; chip <= SIM_ESP32; chip++) {
+        struct fake *f = fake_new((enum sim_chip)chip, NULL, NULL);
+        uint32_t base = chip == SIM_ESP8266 ? 0x60000200u : 0x3FF42000u;
+        uint32_t w0 = base + (chip == SIM_ESP8266 ? 0x40u : 0x80u);
+
+        sync_board(f);
+        if (chip == SIM_ESP8266)
+            request_words(f, 0x02, 4, 0u, 0u, 0x400u, 0u); /* attaches the flash (§3.8) */
+        else
+            request_words(f, 0x0D, 2, 0u, 0u);
+        if (chip == SIM_ESP8266)
+            write_reg(f, base + 0x20, 0x00001700);
+        else
+            write_reg(f, base + 0x2C, 0x17);
+        write_reg(f, base + 0x1C, 0x90000000);
+        write_reg(f, base + 0x24, 0x7000009F);
+        write_reg(f, base, 0x00040000);
+        assert_int_equal(read_reg(f, base) & 0x00040000, 0);
+        assert_int_equal(read_reg(f, w0), 0x1640EF);
+        fake_free(f);
+    }
+}
+
 static void test_base64(void **state)
 {
     uint8_t *out;
@@ -1368,6 +1419,8 @@ int main(void)
         cmocka_unit_test(test_change_baud_and_fault),
         cmocka_unit_test(test_autobaud),
         cmocka_unit_test(test_garbage_robustness),
+        cmocka_unit_test(test_mem_data_readback),
+        cmocka_unit_test(test_spi_usr_bit_clears),
         cmocka_unit_test(test_base64),
     };
 

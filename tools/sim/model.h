@@ -169,7 +169,6 @@ struct sim_board {
 
     /* Registers (rom_model_regs.c). */
     uint32_t spi[64]; /* the SPI controller block, word per 4 bytes */
-    int spi_busy_reads;
     struct {
         uint32_t addr, value;
     } regs[32];

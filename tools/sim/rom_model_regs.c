@@ -1,8 +1,8 @@
 /* The registers a host reads and writes through READ_REG/WRITE_REG (§13.5): the chip magic, the
  * ESP8266 OTP / ESP32 eFuse words that carry MAC, revision and package, the UART divider that
- * reveals the crystal, and the SPI controller that runs RDID (§7.5, §13.6). Values are chosen to
- * decode, with esptool's rules, to the configured MAC, a 26 MHz (ESP8266) or 40 MHz (ESP32)
- * crystal and an ESP32-D0WD-V3 revision 3. */
+ * reveals the crystal, the SPI controller that runs RDID (§7.5, §13.6), and the RAM that MEM_DATA
+ * loaded (§15.3). Values are chosen to decode, with esptool's rules, to the configured MAC, a
+ * 26 MHz (ESP8266) or 40 MHz (ESP32) crystal and an ESP32-D0WD-V3 revision 3. */
 #include <string.h>
 
 #include "model.h"
@@ -30,7 +30,6 @@ void sim_regs_flash_attached(struct sim_board *b)
 void sim_regs_reset(struct sim_board *b)
 {
     memset(b->spi, 0, sizeof(b->spi));
-    b->spi_busy_reads = 0;
     b->nregs = 0;
 }
 
@@ -99,7 +98,7 @@ static int esp8266_mapped(uint32_t addr)
     return (addr >= 0x3FF00000u && addr < 0x3FF00100u) || /* DPORT, OTP */
            (addr >= 0x3FFE8000u && addr < 0x40000000u) || /* DRAM */
            (addr >= 0x40000000u && addr < 0x40010000u) || /* ROM */
-           (addr >= 0x40100000u && addr < 0x40108000u) || /* IRAM */
+           (addr >= 0x40100000u && addr < 0x40110000u) || /* IRAM, stubs at 0x4010C500 */
            (addr >= 0x60000000u && addr < 0x60001000u);   /* UART, SPI, GPIO, timers */
 }
 
@@ -129,13 +128,62 @@ static void spi_execute(struct sim_board *b, uint32_t cmd)
     } else if (b->cfg.chip == SIM_ESP8266 && (cmd & SPI_CMD_RDID)) {
         *w0 = id;
     }
-    b->spi_busy_reads = 1; /* the busy bit reads set once, then clears (§13.6) */
+    b->spi[0] &= ~(SPI_CMD_USR | SPI_CMD_RDID); /* §15.3: reads back 0 once the command ran */
+}
+
+/* The byte at addr as the last MEM_DATA covering it left it (§15.3), or NULL if none did. */
+static uint8_t *ram_byte(struct sim_board *b, uint32_t addr)
+{
+    for (int i = b->nsegs - 1; i >= 0; i--) {
+        struct sim_mem_seg *s = &b->segs[i];
+        uint32_t held = s->size < SIM_MAX_SEG_SIZE ? s->size : SIM_MAX_SEG_SIZE;
+
+        if (s->received < held)
+            held = s->received;
+        if (addr - s->addr < held)
+            return s->bytes + (addr - s->addr);
+    }
+    return NULL;
+}
+
+/* READ_REG/WRITE_REG of loaded RAM, a byte at a time; returns 0 if no byte of the word was
+ * loaded. */
+static int ram_read(struct sim_board *b, uint32_t addr, uint32_t *value)
+{
+    int found = 0;
+
+    *value = 0;
+    for (uint32_t k = 0; k < 4; k++) {
+        const uint8_t *p = ram_byte(b, addr + k);
+
+        if (p) {
+            *value |= (uint32_t)*p << (8 * k);
+            found = 1;
+        }
+    }
+    return found;
+}
+
+static int ram_write(struct sim_board *b, uint32_t addr, uint32_t value)
+{
+    int found = 0;
+
+    for (uint32_t k = 0; k < 4; k++) {
+        uint8_t *p = ram_byte(b, addr + k);
+
+        if (p) {
+            *p = (uint8_t)(value >> (8 * k));
+            found = 1;
+        }
+    }
+    return found;
 }
 
 uint32_t sim_regs_read(struct sim_board *b, uint32_t addr, int *mapped)
 {
     const struct sim_chip_desc *c = b->chip;
     int esp8266 = b->cfg.chip == SIM_ESP8266;
+    uint32_t v;
 
     *mapped = 1;
     if (addr == MAGIC_ADDR) {
@@ -145,14 +193,8 @@ uint32_t sim_regs_read(struct sim_board *b, uint32_t addr, int *mapped)
     }
     if (addr == c->uart_clkdiv_reg)
         return uart_clkdiv(b);
-    if (addr >= c->spi_base && addr < c->spi_base + 0x100 && addr % 4 == 0) {
-        unsigned i = (addr - c->spi_base) / 4;
-        uint32_t v = b->spi[i];
-
-        if (i == 0 && b->spi_busy_reads > 0 && --b->spi_busy_reads == 0)
-            b->spi[0] &= ~(SPI_CMD_USR | SPI_CMD_RDID);
-        return v;
-    }
+    if (addr >= c->spi_base && addr < c->spi_base + 0x100 && addr % 4 == 0)
+        return b->spi[(addr - c->spi_base) / 4];
     if (esp8266 && addr >= ESP8266_OTP && addr < ESP8266_OTP + 16 && addr % 4 == 0)
         return esp8266_otp(b, (addr - ESP8266_OTP) / 4);
     if (!esp8266 && addr >= ESP32_EFUSE && addr < ESP32_EFUSE + 32 && addr % 4 == 0)
@@ -161,6 +203,8 @@ uint32_t sim_regs_read(struct sim_board *b, uint32_t addr, int *mapped)
         return 0x96042000; /* bit 31 set: revision bit 2 (§7.2) */
     if (!esp8266 && addr == ESP32_RTC_CALI)
         return 0x00028000;
+    if (ram_read(b, addr, &v))
+        return v;
     for (int i = 0; i < b->nregs; i++)
         if (b->regs[i].addr == addr)
             return b->regs[i].value;
@@ -186,6 +230,8 @@ void sim_regs_write(struct sim_board *b, uint32_t addr, uint32_t value, uint32_t
     v = (sim_regs_read(b, addr, &mapped) & ~mask) | (value & mask);
     if (addr == MAGIC_ADDR || addr == c->uart_clkdiv_reg)
         return; /* ROM and read-only words */
+    if (ram_write(b, addr, v))
+        return;
     for (int i = 0; i < b->nregs; i++) {
         if (b->regs[i].addr == addr) {
             b->regs[i].value = v;
