@@ -1373,6 +1373,158 @@ static void test_spi_usr_bit_clears(void **state)
     }
 }
 
+/* §15.3: a FLASH_DATA with a 16-byte header, length 0 and no data is accepted. */
+static void test_empty_flash_data(void **state)
+{
+    uint8_t none[1] = {0};
+
+    (void)state;
+    for (int chip = SIM_ESP8266; chip <= SIM_ESP32; chip++) {
+        struct fake *f = fake_new((enum sim_chip)chip, NULL, NULL);
+
+        sync_board(f);
+        request_words(f, 0x0D, 2, 0u, 0u); /* ESP8266: 01 05, harmless */
+        clear_out(f);
+        request_words(f, 0x02, 4, 0x1000u, 4u, 0x400u, 0x10000u);
+        expect_status(f, 0x02, 0, 0);
+        data_block(f, 0x03, none, 0, 0);
+        expect_status(f, 0x03, 0, 0);
+        assert_int_equal(f->flash[0x10000], 0xFF);
+        fake_free(f);
+    }
+}
+
+/* §15.3: MEM_END with only one word is accepted. */
+static void test_mem_end_one_word(void **state)
+{
+    (void)state;
+    for (int chip = SIM_ESP8266; chip <= SIM_ESP32; chip++) {
+        struct fake *f = fake_new((enum sim_chip)chip, NULL, NULL);
+
+        sync_board(f);
+        clear_out(f);
+        request_words(f, 0x06, 1, 1u);
+        expect_status(f, 0x06, 0, 0);
+        fake_free(f);
+    }
+}
+
+/* Sends a FLASH_DATA whose header says len but which carries n bytes of blk (checksum over n). */
+static void flash_data_raw(struct fake *f, const uint8_t *blk, uint32_t len, uint32_t n,
+                           uint32_t seq)
+{
+    uint8_t pkt[16 + 0x400] = {0};
+
+    es_put_le32(pkt, len);
+    es_put_le32(pkt + 4, seq);
+    memcpy(pkt + 16, blk, n);
+    request(f, 0x03, pkt, 16 + n, checksum(blk, n));
+}
+
+/* §15.3 (with §15.1's checksum and "where a block lands" rows): a block refused for its length,
+ * or for being shorter than the block size, still moves the sequence counter, so the good block
+ * with the same sequence number is refused; nothing lands for refused blocks, and the next good
+ * block lands at the running write pointer. */
+static void test_bad_length_blocks_move_sequence(void **state)
+{
+    static uint8_t img[5][0x400];
+
+    (void)state;
+    for (int i = 0; i < 5; i++)
+        fill_pattern(img[i], 0x400, (uint8_t)(40 + i));
+    for (int chip = SIM_ESP8266; chip <= SIM_ESP32; chip++) {
+        struct fake *f = fake_new((enum sim_chip)chip, NULL, NULL);
+
+        sync_board(f);
+        request_words(f, 0x0D, 2, 0u, 0u);
+        clear_out(f);
+        request_words(f, 0x02, 4, 0x2000u, 8u, 0x400u, 0x10000u);
+        expect_status(f, 0x02, 0, 0);
+        data_block(f, 0x03, img[0], 0x400, 0);
+        expect_status(f, 0x03, 0, 0);
+        data_block(f, 0x03, img[1], 0x400, 1);
+        expect_status(f, 0x03, 0, 0);
+        flash_data_raw(f, img[2], 0x200, 0x400, 2); /* header length < payload */
+        expect_status(f, 0x03, 1, 0x05);
+        data_block(f, 0x03, img[2], 0x400, 2);
+        expect_status(f, 0x03, 1, 0x05);
+        flash_data_raw(f, img[3], 0x200, 0x200, 3); /* shorter than the block size */
+        expect_status(f, 0x03, 1, 0x05);
+        data_block(f, 0x03, img[3], 0x400, 3);
+        expect_status(f, 0x03, 1, 0x05);
+        data_block(f, 0x03, img[4], 0x400, 4);
+        expect_status(f, 0x03, 0, 0);
+        assert_memory_equal(f->flash + 0x10000, img[0], 0x400);
+        assert_memory_equal(f->flash + 0x10400, img[1], 0x400);
+        assert_memory_equal(f->flash + 0x10800, img[4], 0x400);
+        for (uint32_t a = 0x10C00; a < 0x11400; a++)
+            assert_int_equal(f->flash[a], 0xFF);
+        fake_free(f);
+    }
+}
+
+/* §15.3, ESP32 ROM: SPI_FLASH_MD5 with only 3 words still gets the MD5 (size 36). */
+static void test_esp32_md5_three_words(void **state)
+{
+    static const char want[] = "6ae59e64850377ee5470c854761551ea"; /* V-7 */
+    struct fake *f;
+    const uint8_t *r;
+
+    (void)state;
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    sync_board(f);
+    request_words(f, 0x0D, 2, 0u, 0u);
+    clear_out(f);
+    request_words(f, 0x13, 3, 0x1000u, 0x1000u, 0u);
+    r = one_reply(f, 8 + 36);
+    assert_int_equal(r[1], 0x13);
+    assert_int_equal(es_get_le16(r + 2), 36);
+    assert_memory_equal(r + 8, want, 32);
+    assert_int_equal(r[40], 0x00);
+    fake_free(f);
+}
+
+/* §15.3, ESP32 ROM: READ_FLASH_SLOW of 65 bytes sends 64 (stale) data bytes, then 01 0A. */
+static void test_esp32_read_flash_slow_65(void **state)
+{
+    struct fake *f;
+    const uint8_t *r;
+
+    (void)state;
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    sync_board(f);
+    request_words(f, 0x0D, 2, 0u, 0u);
+    clear_out(f);
+    request_words(f, 0x0E, 2, 0x1000u, 65u);
+    r = one_reply(f, 8 + 68);
+    assert_int_equal(r[1], 0x0E);
+    assert_int_equal(es_get_le16(r + 2), 68);
+    assert_int_equal(r[72], 0x01);
+    assert_int_equal(r[73], 0x0A);
+    fake_free(f);
+}
+
+/* §15.3, ESP32 ROM: FLASH_DEFL_END(1) after garbage deflate data gets 01 06. */
+static void test_esp32_defl_end_after_garbage(void **state)
+{
+    uint8_t junk[32];
+    struct fake *f;
+
+    (void)state;
+    memset(junk, 0xFF, sizeof(junk));
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    sync_board(f);
+    request_words(f, 0x0D, 2, 0u, 0u);
+    clear_out(f);
+    request_words(f, 0x10, 4, 0x1000u, 1u, 0x400u, 0x30000u);
+    expect_status(f, 0x10, 0, 0);
+    data_block(f, 0x11, junk, sizeof(junk), 0);
+    expect_status(f, 0x11, 1, 0x0B);
+    request_words(f, 0x12, 1, 1u);
+    expect_status(f, 0x12, 1, 0x06);
+    fake_free(f);
+}
+
 static void test_base64(void **state)
 {
     uint8_t *out;
@@ -1421,6 +1573,12 @@ int main(void)
         cmocka_unit_test(test_garbage_robustness),
         cmocka_unit_test(test_mem_data_readback),
         cmocka_unit_test(test_spi_usr_bit_clears),
+        cmocka_unit_test(test_empty_flash_data),
+        cmocka_unit_test(test_mem_end_one_word),
+        cmocka_unit_test(test_bad_length_blocks_move_sequence),
+        cmocka_unit_test(test_esp32_md5_three_words),
+        cmocka_unit_test(test_esp32_read_flash_slow_65),
+        cmocka_unit_test(test_esp32_defl_end_after_garbage),
         cmocka_unit_test(test_base64),
     };
 

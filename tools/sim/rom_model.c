@@ -113,21 +113,23 @@ void sim_rom_reset(struct sim_board *b)
     sim_regs_reset(b);
 }
 
-/* The checks FLASH_DATA, FLASH_DEFL_DATA and MEM_DATA share (§15.1/§15.2): the header's length
- * against the data present, the sequence number (which advances even when the checksum then
- * fails), the checksum. Returns 0 when the block may be used, else the error code. */
+/* The checks FLASH_DATA, FLASH_DEFL_DATA and MEM_DATA share (§15.1/§15.2/§15.3): the sequence
+ * number, which then advances even when the block is refused for its length or checksum; the
+ * header's length against the data present (and, with exact_len, the block size); the checksum.
+ * Returns 0 when the block may be used, else the error code. */
 static int check_block(const struct req *r, struct sim_write *w, uint32_t exact_len)
 {
     uint32_t present = (uint32_t)r->size - 16;
     uint32_t len = word(r, 0);
 
-    if (len > present)
-        return ROM_BAD_CHECKSUM; /* the sum runs over stale bytes and cannot match */
-    if (len < present || (exact_len && len != exact_len))
-        return ROM_BAD_FORMAT;
     if (word(r, 1) != w->next_seq)
         return ROM_BAD_FORMAT;
-    w->next_seq++;
+    w->next_seq++; /* §15.3: a length error moves the counter as a checksum error does (§15.1) */
+    if (len > present)
+        return ROM_BAD_CHECKSUM; /* the sum runs over stale bytes and cannot match */
+    /* §15.3: a header with length 0 and no data is accepted; a short block is not. */
+    if (len < present || (exact_len && len && len != exact_len))
+        return ROM_BAD_FORMAT;
     if (data_checksum(r->data + 16, len) != r->checksum)
         return ROM_BAD_CHECKSUM;
     return 0;
@@ -273,13 +275,18 @@ static int do_defl_data(struct sim_board *b, const struct req *r)
 
 static int do_flash_end(struct sim_board *b, const struct req *r, int deflate)
 {
+    int failed;
     uint32_t run;
     uint64_t at;
 
     if (r->size != 4)
         return fail(b, r, ROM_BAD_FORMAT, 0);
     run = word(r, 0);
+    /* §15.3: after a corrupt deflate stream the ROM answers 01 06 (zlib keeps its message). */
+    failed = deflate && b->fw.z_ready && b->fw.z.msg != NULL;
     sim_write_close(&b->fw);
+    if (failed)
+        return fail(b, r, ROM_FAILED, 0);
     if (deflate)
         return ok(b, r, 0, 0); /* §15.1: FLASH_DEFL_END stays in the loader, whatever the flag */
     at = r->start + SIM_T_CMD_NS;
@@ -350,7 +357,8 @@ static int do_mem_end(struct sim_board *b, const struct req *r)
 {
     uint32_t no_jump, entry;
 
-    if (r->size != 8)
+    /* §15.3: one word is accepted; the entry is then whatever the receive buffer held. */
+    if (r->size != 8 && r->size != 4)
         return fail(b, r, ROM_BAD_FORMAT, 0);
     no_jump = word(r, 0);
     entry = word(r, 1);
@@ -368,7 +376,7 @@ static int do_md5(struct sim_board *b, const struct req *r)
     uint32_t addr, n;
     uint64_t cost;
 
-    if (r->size != 16)
+    if (r->size != 16 && r->size != 12) /* §15.3: 3 words get the MD5 too */
         return fail(b, r, ROM_BAD_FORMAT, 0);
     if (!b->attached)
         return fail(b, r, ROM_FAILED, 0);
@@ -396,8 +404,8 @@ static int do_read_flash_slow(struct sim_board *b, const struct req *r)
     if (!b->attached)
         return fail(b, r, ROM_FAILED, 0);
     len = word(r, 1);
-    if (len > 64)
-        return fail(b, r, ROM_READ_LENGTH, 0);
+    if (len > 64) /* §15.3: the 64 (stale) data bytes go out before the error status */
+        return send_reply(b, r, r->op, 64, 1, ROM_READ_LENGTH, r->start + SIM_T_CMD_NS);
     sim_flash_read(&b->flash, word(r, 0), b->txbuf + 8, len); /* the rest of the 64 is stale */
     return ok(b, r, 64, 0);
 }
