@@ -2,6 +2,7 @@
  * failed or the run was interrupted, 2 the profile, an image or the command line is wrong (and
  * then no board was touched). */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,9 @@
 #define EXIT_PASS     0
 #define EXIT_FAILED   1
 #define EXIT_BADINPUT 2
+
+#define TIMEOUT_SCALE_MIN 0.1
+#define TIMEOUT_SCALE_MAX 100.0
 
 static void usage(FILE *f)
 {
@@ -32,7 +36,7 @@ static void usage(FILE *f)
         "      --reports DIR      reports directory (default: the profile's `reports`)\n"
         "      --json             print machine-readable events, one JSON object per line\n"
         "      --lines            plain timestamped lines even on a terminal\n"
-        "      --timeout-scale X  multiply every protocol timeout by X\n"
+        "      --timeout-scale X  multiply every protocol timeout by X (0.1 to 100)\n"
         "  -v, --verbose          log every frame as hex\n",
         f);
 }
@@ -69,8 +73,27 @@ static int parse_double(const char *opt, const char *text, double *out)
     char *end;
 
     *out = strtod(text, &end);
-    if (*end != '\0' || *out < 0) {
+    if (end == text || *end != '\0' || !isfinite(*out) || *out < 0) {
         fprintf(stderr, "espstation: %s '%s' is not a non-negative number\n", opt, text);
+        return -1;
+    }
+    return 0;
+}
+
+/* --timeout-scale: a finite factor in [TIMEOUT_SCALE_MIN, TIMEOUT_SCALE_MAX]. NaN would make a
+ * dead board wait forever, a huge factor overflows every timeout to 0 ms, and 0 has no meaning
+ * (issue 11 #6). */
+static int parse_timeout_scale(const char *text, double *out)
+{
+    char *end;
+
+    *out = strtod(text, &end);
+    if (end == text || *end != '\0' || !isfinite(*out) || *out < TIMEOUT_SCALE_MIN ||
+        *out > TIMEOUT_SCALE_MAX) {
+        fprintf(stderr,
+                "espstation: --timeout-scale '%s': give a number from %g to %g (1 = the "
+                "protocol's own timeouts; 3 to 5 for sanitizer or valgrind builds)\n",
+                text, TIMEOUT_SCALE_MIN, TIMEOUT_SCALE_MAX);
         return -1;
     }
     return 0;
@@ -126,7 +149,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                 return EXIT_BADINPUT;
             break;
         case OPT_TSCALE:
-            if (parse_double("--timeout-scale", optarg, &o->timeout_scale) < 0)
+            if (parse_timeout_scale(optarg, &o->timeout_scale) < 0)
                 return EXIT_BADINPUT;
             break;
         case OPT_REPORTS: o->reports = optarg; break;
