@@ -117,6 +117,12 @@ int profile_parse(const char *path, const char *text, size_t len, struct profile
  * message. On success the caller owns *out and frees it with profile_free. */
 int profile_load(const char *path, struct profile **out, struct es_err *err);
 
+/* The profiles of one run, in command-line order. A board takes the profile whose chip matches
+ * what it detects, so no two may claim the same chip, and chip: auto, which claims every chip,
+ * must be alone. Returns 0, or -ES_PROFILE with a message naming both profiles (file:line:col
+ * of their chip key) and the chip they both claim. No I/O. */
+int profile_check_set(const struct profile *const *profiles, size_t n, struct es_err *err);
+
 /* Frees the profile and the images it loaded. NULL is fine. */
 void profile_free(struct profile *p);
 

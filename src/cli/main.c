@@ -193,7 +193,7 @@ static int cmd_ports(void)
     return EXIT_PASS;
 }
 
-/* Loads every profile; prints the first error. */
+/* Loads every profile and checks they claim different chips; prints the first error. */
 static int load_profiles(const struct options *o, struct profile **profiles)
 {
     struct es_err err;
@@ -208,6 +208,11 @@ static int load_profiles(const struct options *o, struct profile **profiles)
             fprintf(stderr, "%s\n", err.msg);
             return EXIT_BADINPUT;
         }
+    }
+    /* Two profiles for one chip would be resolved by command-line order, silently. */
+    if (profile_check_set((const struct profile *const *)profiles, o->n_profiles, &err) < 0) {
+        fprintf(stderr, "espstation: %s\n", err.msg);
+        return EXIT_BADINPUT;
     }
     return 0;
 }

@@ -18,6 +18,8 @@
 /* 16 MiB of 4 KiB-aligned regions cannot hold more images than this. */
 #define PROFILE_IMAGES_MAX 4096
 #define PROFILE_PORTS_MAX  1024
+/* One profile in a message about the profile set: a path (PATH_MAX), its position and chip. */
+#define CLAIM_MAX (4096 + 64)
 
 struct walk {
     const char *path;
@@ -1119,6 +1121,49 @@ void profile_free(struct profile *p)
     free(p->reports);
     free(p->path);
     free(p);
+}
+
+/* "path:line:col: chip: NAME" where the profile says chip, or "path (chip: auto by default)". */
+static void chip_claim(const struct profile *p, char *buf, size_t cap)
+{
+    const char *chip = p->chip != NULL ? p->chip->name : "auto";
+
+    if (p->chip_pos.line > 0)
+        snprintf(buf, cap, "%s:%d:%d (chip: %s)", p->path, p->chip_pos.line, p->chip_pos.col, chip);
+    else
+        snprintf(buf, cap, "%s (chip: auto, the default)", p->path);
+}
+
+int profile_check_set(const struct profile *const *profiles, size_t n, struct es_err *err)
+{
+    char a[CLAIM_MAX], b[CLAIM_MAX];
+
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = i + 1; j < n; j++) {
+            const struct profile *p = profiles[i], *q = profiles[j];
+
+            if (p->chip != NULL && q->chip != NULL && p->chip != q->chip)
+                continue;
+            chip_claim(p, a, sizeof(a));
+            chip_claim(q, b, sizeof(b));
+            if (p->chip == NULL && q->chip == NULL)
+                return es_fail(err, ES_PROFILE,
+                               "profiles %s and %s both claim every chip; a board must have "
+                               "exactly one profile: pass one of them, or name each one's chip",
+                               a, b);
+            if (p->chip == NULL || q->chip == NULL)
+                return es_fail(err, ES_PROFILE,
+                               "profiles %s and %s both claim %s (chip: auto takes every chip); "
+                               "a board must have exactly one profile: pass the auto profile "
+                               "alone, or name its chip",
+                               a, b, (p->chip != NULL ? p->chip : q->chip)->name);
+            return es_fail(err, ES_PROFILE,
+                           "profiles %s and %s both claim %s; a board must have exactly one "
+                           "profile: pass one of them",
+                           a, b, p->chip->name);
+        }
+    }
+    return 0;
 }
 
 const char *profile_hash(const struct profile *p)

@@ -528,6 +528,52 @@ static void test_shipped_profiles(void **state)
     profile_free(p);
 }
 
+/* Issue 11 #3: two profiles for one chip, or chip: auto with any other, are refused with both
+ * names and the chip; one profile per chip is fine. */
+static void test_profile_set(void **state)
+{
+    static const char img[] = "images:\n  - offset: 0x0\n    file: a.bin\n    sha256: "
+                              "0000000000000000000000000000000000000000000000000000000000000000\n";
+    const char *chips[] = {"chip: esp32\n", "chip: esp32\n", "chip: esp8266\n", "chip: auto\n", ""};
+    const char *names[] = {"a.yaml", "b.yaml", "c.yaml", "d.yaml", "e.yaml"};
+    struct profile *p[5];
+    const struct profile *set[2];
+    struct es_err err;
+    char text[512];
+    (void)state;
+
+    for (int i = 0; i < 5; i++) {
+        snprintf(text, sizeof(text), "%s%s", chips[i], img);
+        assert_int_equal(profile_parse(names[i], text, strlen(text), &p[i], &err), 0);
+    }
+    set[0] = p[0];
+    set[1] = p[2];
+    assert_int_equal(profile_check_set(set, 2, &err), 0);
+    assert_int_equal(profile_check_set(set, 1, &err), 0);
+    set[1] = p[1];
+    assert_int_equal(profile_check_set(set, 2, &err), -(int)ES_PROFILE);
+    assert_string_equal(err.msg, "profiles a.yaml:1:7 (chip: esp32) and b.yaml:1:7 (chip: esp32) "
+                                 "both claim esp32; a board must have exactly one profile: pass "
+                                 "one of them");
+    set[0] = p[3];
+    set[1] = p[2];
+    assert_int_equal(profile_check_set(set, 2, &err), -(int)ES_PROFILE);
+    assert_string_equal(err.msg, "profiles d.yaml:1:7 (chip: auto) and c.yaml:1:7 (chip: esp8266) "
+                                 "both claim esp8266 (chip: auto takes every chip); a board must "
+                                 "have exactly one profile: pass the auto profile alone, or name "
+                                 "its chip");
+    set[0] = p[3];
+    set[1] = p[4];
+    assert_int_equal(profile_check_set(set, 2, &err), -(int)ES_PROFILE);
+    assert_string_equal(err.msg, "profiles d.yaml:1:7 (chip: auto) and e.yaml (chip: auto, the "
+                                 "default) both claim every chip; a board must have exactly one "
+                                 "profile: pass one of them, or name each one's chip");
+    set[0] = p[4];
+    assert_int_equal(profile_check_set(set, 1, &err), 0);
+    for (int i = 0; i < 5; i++)
+        profile_free(p[i]);
+}
+
 /* Writes len bytes of data to path. */
 static void write_file(const char *path, const void *data, size_t len)
 {
@@ -622,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_shipped_profiles),
         cmocka_unit_test(test_deep_path_message_is_whole),
+        cmocka_unit_test(test_profile_set),
         cmocka_unit_test(test_names),
     };
 
