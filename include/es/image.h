@@ -27,9 +27,14 @@ struct image {
     uint8_t md5[16];
 };
 
+/* The largest image file: the whole 16 MiB the ROM loaders' 24-bit addresses reach (protocol
+ * §8.8). A bigger file cannot be flashed anywhere, so it is never read. */
+#define IMAGE_FILE_MAX 0x1000000u
+
 /* Reads the whole file at path and hashes it. *out is a new image the caller frees with
- * image_free(). ES_IMAGE_LOAD naming the call and the path ("open PATH: No such file or
- * directory"), or ES_NOMEM. Does blocking I/O: call before the loop starts. */
+ * image_free(). A file larger than IMAGE_FILE_MAX is refused from fstat, before any byte is
+ * read. ES_IMAGE_LOAD naming the call and the path ("open PATH: No such file or directory"),
+ * or ES_NOMEM. Does blocking I/O: call before the loop starts. */
 int image_load(const char *path, struct image **out, struct es_err *err);
 /* Frees img and everything it owns. NULL is fine. */
 void image_free(struct image *img);

@@ -3,6 +3,7 @@
  * the exact bytes and MD5 of a region (§8.2). Hash primitives are in hash.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,6 +52,14 @@ int image_load(const char *path, struct image **out, struct es_err *err)
     if (!S_ISREG(st.st_mode)) {
         rc =
             es_fail(err, ES_IMAGE_LOAD, "%s is not a regular file; name the .bin image file", path);
+        goto out_close;
+    }
+    /* A 2 GiB sparse file was read whole before its hash was found wrong (issue 11 #9). */
+    if ((uintmax_t)st.st_size > IMAGE_FILE_MAX) {
+        rc = es_fail(err, ES_IMAGE_LOAD,
+                     "%s is %jd bytes, more than the 16 MiB a flash chip can hold; name the .bin "
+                     "image file, not a disk or archive",
+                     path, (intmax_t)st.st_size);
         goto out_close;
     }
     img = calloc(1, sizeof(*img));
