@@ -122,8 +122,10 @@ int port_select(const struct port_info *list, size_t n, const struct port_match 
                 size_t *count, struct es_err *err);
 
 /* Expands a glob such as "/dev/ttyUSB*" (glob(3)) into names sorted naturally ("ttyUSB2" before
- * "ttyUSB10"). A pattern without wildcards that names no file is returned as it is (port_open
- * will say what is wrong). ES_PORT_OPEN when a wildcard pattern matches nothing. */
+ * "ttyUSB10"). A wildcard pattern expands only to character devices (ttys, ptys, and symlinks to
+ * them): sockets such as espsim's ttySIM0.ctl, regular files and directories are skipped. A
+ * pattern without wildcards is returned as it is (port_open will say what is wrong). ES_PORT_OPEN
+ * when a wildcard pattern matches no character device. */
 int port_glob(const char *pattern, char ***names, size_t *count, struct es_err *err);
 
 void port_names_free(char **names, size_t n);

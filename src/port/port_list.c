@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <libserialport.h>
 
@@ -357,16 +358,27 @@ static int name_qsort_cmp(const void *a, const void *b)
     return port_name_cmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* A serial port is a character device: a tty, a pty, or a symlink to one (/dev/serial/by-id/...,
+ * espsim's ttySIM<i>). Sockets (espsim's ttySIM<i>.ctl), regular files and directories that a
+ * glob also matches are not ports (issue 11 #7). */
+static int is_char_device(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISCHR(st.st_mode);
+}
+
 int port_glob(const char *pattern, char ***names, size_t *count, struct es_err *err)
 {
     glob_t g;
     char **out;
-    int rc;
+    size_t k = 0;
+    int rc, wild = strpbrk(pattern, "*?[") != NULL;
 
     *names = NULL;
     *count = 0;
     rc = glob(pattern, 0, NULL, &g);
-    if (rc == GLOB_NOMATCH && strpbrk(pattern, "*?[") == NULL) {
+    if (rc == GLOB_NOMATCH && !wild) {
         out = calloc(1, sizeof(*out)); /* a plain name: port_open will say what is wrong */
         if (out == NULL || (out[0] = strdup(pattern)) == NULL) {
             free(out);
@@ -391,16 +403,29 @@ int port_glob(const char *pattern, char ***names, size_t *count, struct es_err *
         return es_fail(err, ES_NOMEM, "expand '%s': out of memory", pattern);
     }
     for (size_t i = 0; i < g.gl_pathc; i++) {
-        out[i] = strdup(g.gl_pathv[i]);
-        if (out[i] == NULL) {
-            port_names_free(out, g.gl_pathc);
+        /* A name given without wildcards is taken as it is; port_open says what is wrong. */
+        if (wild && !is_char_device(g.gl_pathv[i]))
+            continue;
+        out[k] = strdup(g.gl_pathv[i]);
+        if (out[k] == NULL) {
+            port_names_free(out, k);
             globfree(&g);
             return es_fail(err, ES_NOMEM, "expand '%s': out of memory", pattern);
         }
+        k++;
     }
-    qsort(out, g.gl_pathc, sizeof(*out), name_qsort_cmp);
+    if (k == 0) {
+        rc = es_fail(err, ES_PORT_OPEN,
+                     "no port matches '%s': the %zu files it matches are not serial devices; "
+                     "check the pattern ('espstation ports' lists serial ports)",
+                     pattern, g.gl_pathc);
+        free(out);
+        globfree(&g);
+        return rc;
+    }
+    qsort(out, k, sizeof(*out), name_qsort_cmp);
     *names = out;
-    *count = g.gl_pathc;
+    *count = k;
     globfree(&g);
     return 0;
 }

@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -602,18 +604,35 @@ static void touch(const char *dir, const char *name)
     fclose(f);
 }
 
+/* Issue 11 #7: a glob expands to character devices only. The fake ports are symlinks to
+ * /dev/null (a character device, like espsim's symlinks to ptys); next to them are what a glob
+ * must skip: a Unix socket (espsim's ttySIM<i>.ctl), a regular file and a directory. */
 static void test_glob(void **state)
 {
     char dir[] = "/tmp/test_port_glob.XXXXXX", pat[PATH_MAX], path[PATH_MAX];
     char **names;
     size_t n;
     struct es_err err;
-    static const char *const files[] = {"ttyUSB10", "ttyUSB2", "ttyACM0", "ttyUSB0"};
+    struct sockaddr_un sa;
+    int sock;
+    static const char *const ports[] = {"ttyUSB10", "ttyUSB2", "ttyACM0", "ttyUSB0"};
     (void)state;
 
     assert_non_null(mkdtemp(dir));
-    for (size_t i = 0; i < 4; i++)
-        touch(dir, files[i]);
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, ports[i]);
+        assert_int_equal(symlink("/dev/null", path), 0);
+    }
+    touch(dir, "ttyUSB3.txt");
+    snprintf(path, sizeof(path), "%s/ttyUSB4", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    assert_true((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/ttyUSB0.ctl", dir) <
+                sizeof(sa.sun_path));
+    sock = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+
     snprintf(pat, sizeof(pat), "%s/ttyUSB*", dir);
     assert_int_equal(port_glob(pat, &names, &n, &err), 0);
     assert_int_equal(n, 3);
@@ -625,20 +644,36 @@ static void test_glob(void **state)
     assert_string_equal(names[2], path);
     port_names_free(names, n);
 
+    snprintf(pat, sizeof(pat), "%s/ttyUSB[34]*", dir);
+    assert_int_equal(port_glob(pat, &names, &n, &err), -ES_PORT_OPEN);
+    assert_null(names);
+    assert_non_null(strstr(err.msg, "the 2 files it matches are not serial devices"));
     snprintf(pat, sizeof(pat), "%s/ttyXYZ*", dir);
     assert_int_equal(port_glob(pat, &names, &n, &err), -ES_PORT_OPEN);
     assert_null(names);
     assert_non_null(strstr(err.msg, pat));
+    /* A name without wildcards is passed on as it is, whatever it is. */
+    snprintf(pat, sizeof(pat), "%s/ttyUSB3.txt", dir);
+    assert_int_equal(port_glob(pat, &names, &n, &err), 0);
+    assert_int_equal(n, 1);
+    port_names_free(names, n);
     assert_int_equal(port_glob("socket://127.0.0.1:5000", &names, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_string_equal(names[0], "socket://127.0.0.1:5000");
     port_names_free(names, n);
 
+    close(sock);
     for (size_t i = 0; i < 4; i++) {
-        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        snprintf(path, sizeof(path), "%s/%s", dir, ports[i]);
         unlink(path);
     }
-    rmdir(dir);
+    snprintf(path, sizeof(path), "%s/ttyUSB0.ctl", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/ttyUSB3.txt", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/ttyUSB4", dir);
+    rmdir(path);
+    assert_int_equal(rmdir(dir), 0);
 }
 
 static struct port_info fake(const char *name, int vid, int pid, const char *serial,
