@@ -1,14 +1,19 @@
-// Proof of fidelity with Espressif's own client: esptool-js 0.7.0 (npm/node_modules, pinned)
-// drives an espsim bench of one ESP8266 and one ESP32 over the Node ports of lib/serial.mjs.
+// Proof of fidelity with Espressif's own client: esptool-js (npm/node_modules, pinned) drives an
+// espsim bench of one ESP8266 and one ESP32 over the Node ports of lib/serial.mjs -- once per
+// pinned package, so that espsim runs two flasher-stub families (lib/esptool.mjs):
+//   esptool-js 0.7.0 (package esptool-js)         esp-flasher-stub
+//   esptool-js 0.6.1 (package esptool-js-legacy)  the legacy esptool stub
 //
 // Environment:
 //   ESPSIM                path of the espsim executable (required; the CMake test sets it)
+//   INTEROP_PACKAGES      comma-separated packages to run (default: all of them; each CTest
+//                         entry runs one)
 //   ESPSIM_TIME_SCALE     --time-scale for espsim (default 0.05: 20x faster than a real board)
 //   INTEROP_VERBOSE=1     print esptool-js's output, port traces and espsim -v
 //   INTEROP_KEEP=1        keep the temporary state directory (flash files) and print its path
 //   ESPSTATION_TIMEOUT_MULTIPLIER  scale the per-test timeouts (sanitizer builds)
 //
-// Each board: the normal esptool-js session (reset through ctl, detect, MAC, flasher stub, 921600
+// Each package gets its own espsim, and each board: the normal esptool-js session (reset through ctl, detect, MAC, flasher stub, 921600
 // baud, flash id, 1 MiB compressed write verified by MD5), then the flash file is compared with
 // the image byte for byte; then the plain ROM mode the client allows (see romSession), again
 // compared; then the same client over the TCP port. Finally espsim must exit 0 on SIGTERM and
@@ -20,12 +25,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { loadEsptool } from './lib/esptool.mjs';
+import { loadEsptool, PACKAGE_NAMES } from './lib/esptool.mjs';
 import { startEspsim } from './lib/espsim.mjs';
 import { ROM_BAUD, romSession, stubSession } from './lib/flow.mjs';
 import { makeFirmwareImage } from './lib/image.mjs';
 
-const esptool = await loadEsptool(); // no npm/node_modules: fails here, saying to run setup-deps
+const SELECTED = process.env.INTEROP_PACKAGES ? process.env.INTEROP_PACKAGES.split(',') : PACKAGE_NAMES;
+// No npm/node_modules (or an unpinned version): fails here, saying to run setup-deps.
+const CLIENTS = await Promise.all(SELECTED.map((name) => loadEsptool(name.trim())));
 
 const ESPSIM = process.env.ESPSIM;
 const TIME_SCALE = Number(process.env.ESPSIM_TIME_SCALE ?? '0.05');
@@ -97,13 +104,15 @@ function compareFlash(board, expected, when) {
   }
 }
 
-describe(`esptool-js 0.7.0 against espsim (time scale ${TIME_SCALE})`, () => {
+/** The whole bench, for one esptool-js package (its `pkg` says which, see lib/esptool.mjs). */
+function benchSuite(esptool) {
+  const { pkg } = esptool;
   let sim;
   let dir;
   const expected = {};
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'espstation-interop-'));
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), `espstation-interop-${pkg.version}-`));
     sim = await startEspsim({
       bin: ESPSIM,
       boards: ['esp8266', 'esp32'],
@@ -138,6 +147,9 @@ describe(`esptool-js 0.7.0 against espsim (time scale ${TIME_SCALE})`, () => {
           const files = [plan.image, ...(plan.marker ? [plan.marker] : [])];
           const r = await stubSession({ esptool, board: board(), baud: FAST_BAUD, files, verbose: VERBOSE });
           console.log(`  ${chip}: ${r.description}, ${r.crystalMHz} MHz, MAC ${r.mac}, flash id 0x${r.flashId.toString(16)}`);
+          console.log(`  ${chip}: ${pkg.label} ran its ${r.stub.family} (text at 0x${r.stub.textStart.toString(16)}, ` +
+            `entry 0x${r.stub.entry.toString(16)}): OHAI, "Stub running..."`);
+          assert.equal(r.stub.family, pkg.stub.family);
           for (const n of r.notes) console.log(`  ${chip} stub: ${n}`);
           for (const f of files) expected[chip].set(f.data, f.address);
         },
@@ -172,14 +184,17 @@ describe(`esptool-js 0.7.0 against espsim (time scale ${TIME_SCALE})`, () => {
       });
 
       test('TCP port: reset via ctl, detect, MAC, stub, 921600, flash id', { timeout: TEST_TIMEOUT_MS }, async () => {
-        await stubSession({ esptool, board: board(), kind: 'tcp', baud: FAST_BAUD, files: [], verbose: VERBOSE });
+        const r = await stubSession({ esptool, board: board(), kind: 'tcp', baud: FAST_BAUD, files: [], verbose: VERBOSE });
+        for (const n of r.notes) console.log(`  ${chip} TCP: ${n}`);
       });
 
       test('browser-style baud change: the pty is closed and reopened at 921600, stub still answers', { timeout: TEST_TIMEOUT_MS }, async () => {
         // Web Serial has no in-place baud change: esptool-js closes the port, reopens it at the new
-        // rate and probes the stub. A board must survive its host port closing (§5.4: on a real
-        // bridge that drops DTR and RTS together, which the two-transistor circuit ignores).
+        // rate and probes the stub (0.6.1 always does so, and does not probe: stubSession does).
+        // A board must survive its host port closing (§5.4: on a real bridge that drops DTR and
+        // RTS together, which the two-transistor circuit ignores).
         const r = await stubSession({ esptool, board: board(), kind: 'pty-reopen', baud: FAST_BAUD, files: [], verbose: VERBOSE });
+        for (const n of r.notes) console.log(`  ${chip} reopen: ${n}`);
         assert.ok(!r.log.includes('Continuing at'), 'esptool-js fell back to the ROM baud rate');
       });
     });
@@ -190,4 +205,11 @@ describe(`esptool-js 0.7.0 against espsim (time scale ${TIME_SCALE})`, () => {
     assert.deepEqual(exit, { code: 0, signal: null }, `espsim exit; stderr: ${sim.child.stderr.slice(-2000)}`);
     for (const b of sim.boards) compareFlash(b, expected[b.chip], 'after espsim exited');
   });
-});
+}
+
+for (const esptool of CLIENTS) {
+  const { pkg } = esptool;
+  describe(`${pkg.label} (${pkg.name}, ${pkg.stub.family}) against espsim (time scale ${TIME_SCALE})`, () =>
+    benchSuite(esptool),
+  );
+}

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// How long esptool-js 0.7.0 takes against espsim in real time (--time-scale 1): the same stub
-// session as the interop test (1 MiB MicroPython-like image, compressed, MD5-verified), once per
-// chip at 115200 (no baud change) and once at 921600.
+// How long esptool-js takes against espsim in real time (--time-scale 1): the same stub session
+// as the interop test (1 MiB MicroPython-like image, compressed, MD5-verified), once per chip at
+// 115200 (no baud change) and once at 921600. --package esptool-js-legacy times 0.6.1 and the
+// legacy stub instead of 0.7.0 and esp-flasher-stub.
 //
 //   node tests/interop/timings.mjs [ESPSIM] [--scale X] [--bauds 115200,921600] [--size-kib N]
+//                                  [--package esptool-js|esptool-js-legacy]
 //
 // ESPSIM may also come from the environment. Prints each step as it runs, then a table:
 //   chip, baud, connect (reset + SYNC + detect + MAC), stub (upload + baud change),
@@ -19,12 +21,13 @@ import { ROM_BAUD, stubSession } from './lib/flow.mjs';
 import { makeFirmwareImage } from './lib/image.mjs';
 
 function parseArgs(argv) {
-  const o = { espsim: process.env.ESPSIM, scale: 1, bauds: [ROM_BAUD, 921600], sizeKiB: 1024 };
+  const o = { espsim: process.env.ESPSIM, scale: 1, bauds: [ROM_BAUD, 921600], sizeKiB: 1024, package: 'esptool-js' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--scale') o.scale = Number(argv[++i]);
     else if (a === '--bauds') o.bauds = argv[++i].split(',').map(Number);
     else if (a === '--size-kib') o.sizeKiB = Number(argv[++i]);
+    else if (a === '--package') o.package = argv[++i];
     else if (a === '-h' || a === '--help') o.help = true;
     else if (!a.startsWith('-')) o.espsim = a;
     else throw new Error(`unknown option ${a}`);
@@ -35,10 +38,12 @@ function parseArgs(argv) {
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (o.help) {
-    console.log('usage: node tests/interop/timings.mjs [ESPSIM] [--scale X] [--bauds B1,B2] [--size-kib N]');
+    console.log(
+      'usage: node tests/interop/timings.mjs [ESPSIM] [--scale X] [--bauds B1,B2] [--size-kib N] [--package NAME]',
+    );
     return 0;
   }
-  const esptool = await loadEsptool();
+  const esptool = await loadEsptool(o.package);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'espstation-timings-'));
   const sim = await startEspsim({
     bin: o.espsim,
@@ -69,7 +74,8 @@ async function main() {
   }
   const head = ['chip', 'baud', 'connect s', 'stub s', 'write+verify s', 'total s'];
   console.log(
-    `\nesptool-js 0.7.0 vs espsim, --time-scale ${o.scale}, ${o.sizeKiB} KiB image (compressed, MD5-verified)`,
+    `\n${esptool.pkg.label} (${esptool.pkg.stub.family}) vs espsim, --time-scale ${o.scale}, ${o.sizeKiB} KiB image ` +
+      '(compressed, MD5-verified)',
   );
   console.log(`| ${head.join(' | ')} |`);
   console.log(`|${head.map(() => '---').join('|')}|`);

@@ -1,10 +1,13 @@
 // What a user of esptool-js does with a board, step by step and timed: shared by the interop test
 // and the timing script. Every step calls esptool-js's public ESPLoader API the way its own
 // example app does; where the client needs help (ROM mode), the help is named and explained.
+// `esptool` is what lib/esptool.mjs's loadEsptool() returns: the module plus `pkg`, which says
+// which package (0.7.0 or 0.6.1), which stub family it uploads and how its baud change works.
 
 import crypto from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 
+import { stubOf } from './esptool.mjs';
 import { PtySerialPort, TcpSerialPort } from './serial.mjs';
 
 export const ROM_BAUD = 115200;
@@ -114,18 +117,24 @@ async function connectAndIdentify({ esptool, board, kind, baud, steps, verbose }
   const port = makePort(board, kind, verbose ? (l) => console.log(`  [port] ${l}`) : undefined);
   const transport = new esptool.Transport(port, false);
   const terminal = captureTerminal(verbose);
+  if (!verbose) {
+    // 0.6.1's Transport.readLoop() prints "Serial port done" / "readLoop exited" (and any port
+    // error) with console.log even with tracing off: keep them with the client's output instead.
+    transport.trace = (message) => terminal.writeLine(`[transport] ${message}`);
+  }
   const loader = new esptool.ESPLoader({
     transport,
     baudrate: baud,
-    romBaudrate: ROM_BAUD,
+    romBaudrate: ROM_BAUD, // 0.6.1 has no such option: its romBaudrate is always 115200
     terminal,
     debugLogging: !!verbose,
   });
-  const ctx = { port, transport, terminal, loader };
+  const ctx = { port, transport, terminal, loader, notes: [] };
   await steps.run('connect + detect chip', async () => {
-    // ESPLoader.connect(): reset through ctl, SYNC, then GET_SECURITY_INFO and, when the ROM calls
-    // it unsupported, the magic register. If GET_SECURITY_INFO is refused in a way esptool-js does
-    // not recognise as "unsupported", it reconnects (a second reset + SYNC) and reads the magic.
+    // ESPLoader.connect(): reset through ctl, SYNC, then (0.7.0) GET_SECURITY_INFO and, when the
+    // ROM calls it unsupported, the magic register. If GET_SECURITY_INFO is refused in a way
+    // esptool-js does not recognise as "unsupported", it reconnects (a second reset + SYNC) and
+    // reads the magic. 0.6.1 reads the magic register only.
     await loader.connect('default_reset', 7, true);
     const want = CHIP_NAMES[board.chip];
     check(loader.chip?.CHIP_NAME === want, `detected ${loader.chip?.CHIP_NAME}, espsim says ${board.chip}`);
@@ -136,6 +145,21 @@ async function connectAndIdentify({ esptool, board, kind, baud, steps, verbose }
         'accepted command (§15.1, §15.2), which esptool-js needs to see (its op != 0x14).',
     );
     ctx.description = await loader.chip.getChipDescription(loader);
+    // Every reset ClassicReset makes drives RTS high once (EN low). More than one: the first
+    // reset did not leave the board in its download mode and esptool-js tried again. Racy, so
+    // reported rather than asserted.
+    const resets = port.signalLines.filter((l) => /RTS=1/.test(l)).length;
+    if (resets > 1) {
+      ctx.notes.push(
+        `connect needed ${resets} resets` +
+          (esptool.pkg.atomicReset
+            ? ''
+            : ` (${esptool.pkg.label}'s ClassicReset sets DTR and RTS in separate calls, so the lines pass ` +
+              'through DTR=1 RTS=1: EN released with GPIO0 high. When the next line arrives after the EN ' +
+              'glitch filter (5 ms of board time, 250 us of wall time at --time-scale 0.05), the board ' +
+              'boots from flash and esptool-js resets again)'),
+      );
+    }
   });
   await steps.run('read MAC', async () => {
     ctx.mac = await loader.chip.readMac(loader);
@@ -158,42 +182,60 @@ async function connectAndIdentify({ esptool, board, kind, baud, steps, verbose }
 /**
  * The normal esptool-js session: stub, fast baud, compressed write verified by MD5.
  * @param {object} o
- * @param {object} o.esptool the esptool-js module
+ * @param {object} o.esptool the esptool-js module with its `pkg` (lib/esptool.mjs)
  * @param {object} o.board espsim's JSON line for the board
  * @param {'pty'|'pty-reopen'|'tcp'} [o.kind]
  * @param {number} o.baud baud after the stub runs (115200: no change)
  * @param {{data: Uint8Array, address: number}[]} o.files what to write (empty: no write)
- * @returns {Promise<{steps: Steps, mac: string, description: string, flashId: number, log: string}>}
+ * @returns {Promise<{steps: Steps, notes: string[], stub: object, mac: string, description: string,
+ *   flashId: number, log: string}>}
  */
 export async function stubSession(o) {
-  const steps = new Steps(`${o.board.chip} slot ${o.board.slot} ${o.kind ?? 'pty'} stub @${o.baud}`, o.print);
-  const ctx = await connectAndIdentify({ ...o, kind: o.kind ?? 'pty', steps });
-  const { loader, port, terminal } = ctx;
+  const { pkg } = o.esptool;
+  const kind = o.kind ?? 'pty';
+  const steps = new Steps(`${pkg.label} ${o.board.chip} slot ${o.board.slot} ${kind} stub @${o.baud}`, o.print);
+  const ctx = await connectAndIdentify({ ...o, kind, steps });
+  const { loader, port, terminal, notes } = ctx;
   try {
-    await steps.run('upload stub (MEM_* + OHAI)', async () => {
+    const stub = await steps.run('upload stub (MEM_* + OHAI)', async () => {
+      // The stub this package uploads must be of its family (text at the family's load address):
+      // espsim runs it only if it knows that family, and answers with the family's receive path.
+      const info = await stubOf(o.esptool, o.board.chip);
+      const before = terminal.lines.length;
       await loader.runStub();
-      check(loader.IS_STUB === true, 'runStub() returned without the stub running');
+      const log = terminal.lines.slice(before);
+      check(
+        !log.some((l) => /already running/.test(l)),
+        'esptool-js saw a stub answering SYNC and uploaded nothing: the board was not reset into the ROM',
+      );
+      // runStub() throws unless the board answers OHAI; then it logs "Stub running...".
+      check(log.includes('Stub running...') && loader.IS_STUB === true, 'runStub() returned without the stub running');
+      return info;
     });
     if (o.baud !== ROM_BAUD) {
       await steps.run(`change baud to ${o.baud}`, async () => {
         await loader.changeBaud();
-        // changeBaud() silently falls back to the ROM rate and re-uploads the stub on failure.
+        // 0.7.0: changeBaud() silently falls back to the ROM rate and re-uploads the stub on failure.
         check(loader.baudrate === o.baud, `esptool-js fell back to ${loader.baudrate} baud: ${terminal.text().slice(-400)}`);
-        if (o.kind !== 'tcp') check(port.baudRate === o.baud, `host port is at ${port.baudRate}`);
-        const opens = o.kind === 'pty-reopen' ? 2 : 1;
+        if (!pkg.probesAfterBaud) {
+          // 0.6.1 reopens the port and returns without asking whether the stub still answers; ask
+          // the way 0.7.0's changeBaud() does (a READ_REG of the magic register).
+          await loader.readReg(loader.CHIP_DETECT_MAGIC_REG_ADDR);
+        }
+        if (kind !== 'tcp') check(port.baudRate === o.baud, `host port is at ${port.baudRate}`);
+        const opens = kind === 'pty-reopen' || !pkg.inPlaceBaud ? 2 : 1;
         check(port.openCount === opens, `port opened ${port.openCount} times, expected ${opens}`);
       });
     }
-    const notes = [];
     const flashId = await steps.run('read flash id (SPI RDID)', async () => {
       const id = await loader.readFlashId();
       if (o.board.chip === 'esp8266') {
-        // esptool-js 0.7.0 sets SPI_MOSI_DLEN_OFFS = 0 for the ESP8266 ("not in esp8266") but tests
-        // it with `!= null`, so it writes the MISO bit length into SPI_CMD (offset 0) and never sets
-        // USR1: the id it reads depends on whatever USR1 held. Reported, not asserted; the RDID
-        // sequence of §7.5 is checked below instead.
+        // esptool-js (0.7.0 and 0.6.1) sets SPI_MOSI_DLEN_OFFS = 0 for the ESP8266 ("not in
+        // esp8266") but tests it with `!= null`, so it writes the MISO bit length into SPI_CMD
+        // (offset 0) and never sets USR1: the id it reads depends on whatever USR1 held. Reported,
+        // not asserted; the RDID sequence of §7.5 is checked below instead.
         notes.push(
-          `esptool-js readFlashId() on the ESP8266 (MISO length written to SPI_CMD, USR1 left as it was) ` +
+          `${pkg.label} readFlashId() on the ESP8266 (MISO length written to SPI_CMD, USR1 left as it was) ` +
             `returned 0x${id.toString(16)}`,
         );
       } else {
@@ -235,6 +277,7 @@ export async function stubSession(o) {
     return {
       steps,
       notes,
+      stub,
       mac: ctx.mac,
       description: ctx.description,
       crystalMHz: ctx.crystalMHz,
@@ -258,10 +301,9 @@ export async function stubSession(o) {
  * @param {object} o as stubSession, plus o.file {data, address} and o.baud (ESP32 ROM only)
  */
 export async function romSession(o) {
-  const steps = new Steps(`${o.board.chip} slot ${o.board.slot} ROM @${o.baud}`, o.print);
+  const steps = new Steps(`${o.esptool.pkg.label} ${o.board.chip} slot ${o.board.slot} ROM @${o.baud}`, o.print);
   const ctx = await connectAndIdentify({ ...o, kind: 'pty', steps });
-  const { loader, terminal } = ctx;
-  const notes = [];
+  const { loader, terminal, notes } = ctx;
   const esp8266 = o.board.chip === 'esp8266';
   try {
     if (!esp8266 && o.baud !== ROM_BAUD) {
@@ -310,9 +352,10 @@ export async function romSession(o) {
       check(/status 1,5\b/.test(err.message), `expected ROM status 01 05 (${section}), got: ${err.message}`);
     };
     if (!esp8266) {
-      // As esptool-js 0.7.0 sends it: 0x4000-byte blocks to the ROM too (ESPLoader.FLASH_WRITE_SIZE
-      // never drops to the ROM's 0x400). §15.1 rules out 0x4000 for FLASH_BEGIN; for
-      // FLASH_DEFL_BEGIN it is not recorded, so the outcome is reported, not asserted.
+      // As esptool-js sends it (0.7.0 and 0.6.1 alike): 0x4000-byte blocks to the ROM too
+      // (ESPLoader.FLASH_WRITE_SIZE never drops to the ROM's 0x400). §15.1 rules out 0x4000 for
+      // FLASH_BEGIN; for FLASH_DEFL_BEGIN it is not recorded, so the outcome is reported, not
+      // asserted.
       await steps.run('compressed write as sent (0x4000 blocks)', () => write('compressed, 0x4000-byte blocks', true));
     }
     // From here on, 0x400-byte blocks as esptool.py uses with a ROM loader.
@@ -324,8 +367,8 @@ export async function romSession(o) {
       expectRefused(await write('uncompressed, 5-word FLASH_BEGIN', false), section);
     });
     if (esp8266) {
-      // So esptool-js 0.7.0 cannot write an ESP8266 without its stub. To still exercise the ROM
-      // model's FLASH_BEGIN/FLASH_DATA and its erase bug through esptool-js's framing, replace
+      // So esptool-js (0.7.0 or 0.6.1) cannot write an ESP8266 without its stub. To still exercise
+      // the ROM model's FLASH_BEGIN/FLASH_DATA and its erase bug through esptool-js's framing, replace
       // flashBegin() by the 4-word request esptool.py sends -- keeping esptool-js's own
       // (uncorrected) erase size. This is a shim, not esptool-js behaviour.
       loader.flashBegin = async (size, offset) => {
