@@ -28,11 +28,13 @@
 #define ERASE_MS_PER_MB       40000
 #define MD5_MS_PER_MB         8000
 #define CHIP_ERASE_TIMEOUT_MS 120000
-#define BLOCK_RETRIES         3     /* restarts of one image in a row without progress (§8.5) */
+#define BLOCK_RETRIES         3     /* restarts of one image after failures at one place (§8.5) */
 #define IMAGE_RESTARTS_MAX    64    /* restarts of one image in all, progress or not */
 #define MIN_STUB_BLOCK        0x400 /* the smallest block after halving on line errors */
-#define STUB_UPLOAD_TRIES     3     /* uploads of the stub after a refused or lost MEM block */
+#define STUB_UPLOAD_TRIES     16    /* uploads of one stub segment (refused or lost MEM block) */
+#define MIN_MEM_BLOCK         0x400 /* the smallest MEM_DATA block after halving */
 #define MD5_READS             3     /* reads of a region's MD5 until one matches (verify_done) */
+#define IMAGE_REWRITES        2     /* writes of an image again after a read-back mismatch */
 #define RESYNC_TIMEOUT_MS     500   /* a stub SYNC reply, after it finished the block it was on */
 #define RESYNC_TRIES          4 /* alternately with and without a lone 0xC0 (see enter_resync) */
 #define IDENTIFY_PASSES       4 /* reads of the identity registers until two agree */
@@ -139,10 +141,16 @@ struct session {
     size_t wr_size;
     uint8_t *resume_buf;
     uint32_t stub_block;     /* block size with the stub: halved after each failed block */
-    unsigned image_restarts; /* in a row without progress */
+    unsigned image_restarts; /* in a row failing at one place */
     unsigned image_attempts; /* restarts of this image in all */
-    int stub_tries;
+    int stub_tries;          /* uploads of the current segment */
+    uint32_t mem_block;      /* MEM_DATA block size: halved after each failed upload */
+    int rewrites;            /* the image was written again after its MD5 did not match */
+    int verify_rewrite;      /* that rewrite is under way: back to ST_VERIFY after it */
     int md5_reads;
+    size_t blk_off;  /* stream offset of the block in flight */
+    size_t fail_pos; /* where in the image's stream the last failure came */
+    int block_fails; /* refusals of that block in a row */
     uint64_t done_bytes, total_bytes;
     uint64_t write_start_ns;
 
@@ -714,6 +722,7 @@ static void connect_next(struct session *s)
         return;
     }
     s->stub_seg = 0;
+    s->stub_tries = 0;
     goto_state(s, ST_STUB_BEGIN);
 }
 
@@ -731,7 +740,9 @@ static void enter_stub_begin(struct session *s)
 
     set_phase(s, SESSION_PHASE_STUB);
     b.size = (uint32_t)seg->len;
-    b.block_size = s->chip->mem_block_size;
+    if (s->mem_block == 0)
+        s->mem_block = s->chip->mem_block_size;
+    b.block_size = s->mem_block;
     b.blocks = rom_block_count(b.size, b.block_size);
     b.offset = seg->addr;
     s->mem_seq = 0;
@@ -744,8 +755,8 @@ static void enter_stub_data(struct session *s)
     const struct stub_segment *seg = stub_segment(s);
     size_t n = seg->len - s->mem_off;
 
-    if (n > s->chip->mem_block_size)
-        n = s->chip->mem_block_size;
+    if (n > s->mem_block)
+        n = s->mem_block;
     send_cmd(s,
              rom_encode_mem_data(pkt_buf, sizeof(pkt_buf), s->mem_seq, seg->bytes + s->mem_off, n),
              0, CMD_TIMEOUT_MS);
@@ -756,7 +767,7 @@ static void stub_data_done(struct session *s)
     const struct stub_segment *seg = stub_segment(s);
     size_t n = seg->len - s->mem_off;
 
-    s->mem_off += n > s->chip->mem_block_size ? s->chip->mem_block_size : n;
+    s->mem_off += n > s->mem_block ? s->mem_block : n;
     s->mem_seq++;
     if (s->mem_off < seg->len) {
         goto_state(s, ST_STUB_DATA);
@@ -764,6 +775,7 @@ static void stub_data_done(struct session *s)
     }
     if (s->stub_seg == 0 && s->stub->data.len > 0) {
         s->stub_seg = 1;
+        s->stub_tries = 0;
         goto_state(s, ST_STUB_BEGIN);
         return;
     }
@@ -778,14 +790,17 @@ static void enter_stub_end(struct session *s)
 }
 
 /* A refused or unanswered MEM_BEGIN/MEM_DATA: the ROM has moved its sequence number on (§15),
- * so the upload starts again from the first segment's MEM_BEGIN. */
+ * so the segment is uploaded again from its MEM_BEGIN, in smaller blocks (a shorter block gets
+ * through a noisy line more often; the ROM takes any block size). */
 static int stub_retry(struct session *s, const char *why)
 {
     if (++s->stub_tries >= STUB_UPLOAD_TRIES)
         return -1;
-    note(s, "retry", "stub upload: %s; uploading again (%d of %d)", why, s->stub_tries + 1,
+    if (s->mem_block > MIN_MEM_BLOCK)
+        s->mem_block /= 2;
+    note(s, "retry", "stub upload: %s; uploading the %s segment again in blocks of %u (%d of %d)",
+         why, s->stub_seg == 0 ? "text" : "data", s->mem_block, s->stub_tries + 1,
          STUB_UPLOAD_TRIES);
-    s->stub_seg = 0;
     goto_state(s, ST_STUB_BEGIN);
     return 0;
 }
@@ -1177,6 +1192,7 @@ static void enter_write_begin(struct session *s)
     s->seq = 0;
     s->acked = 0;
     s->off = 0;
+    s->block_fails = 0;
     s->blocks = rom_block_count((uint32_t)stream_size(s), s->block_size);
     b.blocks = s->blocks;
     b.block_size = s->block_size;
@@ -1204,6 +1220,7 @@ static int send_block(struct session *s)
 
     if (n > s->block_size)
         n = s->block_size;
+    s->blk_off = s->off;
     if (s->compressed)
         len = rom_encode_flash_defl_data(pkt_buf, sizeof(pkt_buf), s->seq, stream + s->off, n);
     else
@@ -1271,6 +1288,7 @@ static uint64_t image_done_bytes(const struct session *s)
 
 static void write_data_done(struct session *s)
 {
+    s->block_fails = 0;
     s->acked++;
     s->done_bytes = image_done_bytes(s);
     if (s->acked < s->blocks) {
@@ -1299,8 +1317,14 @@ static void image_written(struct session *s)
          s->payload->prepared->size);
     s->image_restarts = 0;
     s->image_attempts = 0;
+    s->fail_pos = 0;
     free(s->resume_buf);
     s->resume_buf = NULL;
+    if (s->verify_rewrite) {
+        s->verify_rewrite = 0;
+        goto_state(s, ST_VERIFY);
+        return;
+    }
     if (++s->img < s->profile->n_images) {
         goto_state(s, ST_WRITE_BEGIN);
         return;
@@ -1309,33 +1333,50 @@ static void image_written(struct session *s)
     goto_state(s, ST_VERIFY);
 }
 
-/* Where the next BEGIN starts (see above); returns whether that is further than the last one. */
-static int resume_point(struct session *s)
+/* How far into the image's stream the acknowledged blocks reach. */
+static size_t write_pos(const struct session *s)
 {
-    const struct image_deflate *z = s->payload->z;
+    size_t acked = s->state == ST_WRITE_BEGIN ? 0 : (size_t)s->acked * s->block_size;
 
-    if (s->state == ST_WRITE_BEGIN)
-        return 0; /* the BEGIN itself failed: nothing new is written */
+    if (s->compressed)
+        return s->payload->z->points[s->wr_point].zoff - 2 + acked;
+    return s->wr_base + acked;
+}
+
+/* Moves the next BEGIN to the last point the acknowledged blocks surely wrote (see above). */
+static void resume_point(struct session *s)
+{
+    size_t pos = write_pos(s);
+
     if (s->compressed) {
-        size_t zdone = z->points[s->wr_point].zoff - 2 + (size_t)s->acked * s->block_size;
-        size_t k = image_deflate_point(z, zdone);
+        size_t k = image_deflate_point(s->payload->z, pos);
 
-        if (k <= s->wr_point)
-            return 0;
-        s->wr_point = k;
-        return 1;
+        if (k > s->wr_point)
+            s->wr_point = k;
+        return;
     }
-    {
-        uint64_t done = s->wr_base + (uint64_t)s->acked * s->block_size;
+    pos -= pos % 0x1000; /* a BEGIN erases from its offset: restart on a sector */
+    if (pos > s->wr_base)
+        s->wr_base = (uint32_t)pos;
+}
 
-        done -= done % 0x1000; /* a BEGIN erases from its offset: restart on a sector */
-        if (done > s->payload->prepared->size)
-            done = s->payload->prepared->size - s->payload->prepared->size % 0x1000;
-        if (done <= s->wr_base)
-            return 0;
-        s->wr_base = (uint32_t)done;
-        return 1;
-    }
+/* A stub refused the block in flight for its checksum or length (§2.6): it checks both before
+ * it touches its decompressor or the flash (esp-flasher-stub s_flash_defl_data, and the legacy
+ * stub likewise), and it answered, so it is listening: the same block is sent again. A block
+ * refused twice in a row restarts the write in smaller blocks instead. The ROMs count a refused
+ * block (§15), so with them this never applies. */
+static int block_resend(struct session *s, const struct rom_reply *r, const struct es_err *why)
+{
+    if (s->loader != ROM_LOADER_STUB || s->state != ST_WRITE_DATA ||
+        (r->error != 0xC0 && r->error != 0xC1) || s->seq != s->acked + 1 || ++s->block_fails >= 2)
+        return -1;
+    s->rep.block_retries++;
+    note(s, "retry", "image at 0x%05x, block %u: %s; sending it again",
+         s->payload->prepared->offset, s->acked, why->msg);
+    s->seq = s->acked;
+    s->off = s->blk_off;
+    enter_write_data(s);
+    return 0;
 }
 
 static int write_retry(struct session *s, const struct es_err *why)
@@ -1345,15 +1386,21 @@ static int write_retry(struct session *s, const struct es_err *why)
     s->rep.block_retries++;
     if (s->payload == NULL || ++s->image_attempts > IMAGE_RESTARTS_MAX)
         return -1;
-    if (resume_point(s))
+    /* A failure at the very place of the last one is the board's, not the line's (a flash that
+     * will not take a block): three in a row fail the board. Noise strikes anywhere. */
+    if (s->image_attempts > 1 && write_pos(s) == s->fail_pos) {
+        if (++s->image_restarts > BLOCK_RETRIES)
+            return -1;
+    } else {
         s->image_restarts = 0;
-    else if (++s->image_restarts > BLOCK_RETRIES)
-        return -1;
+    }
+    s->fail_pos = write_pos(s);
+    resume_point(s);
     if (s->loader == ROM_LOADER_STUB && s->stub_block > MIN_STUB_BLOCK)
         s->stub_block /= 2;
     note(s, "retry",
          "image at 0x%05x, block %u: %s; writing again from 0x%05x in blocks of %u (restart %u, "
-         "%u in a row without progress of %d allowed)",
+         "%u in a row at one place of %d allowed)",
          offset, s->seq, why->msg,
          offset + (s->compressed ? s->payload->z->points[s->wr_point].uoff : s->wr_base),
          s->loader == ROM_LOADER_STUB ? s->stub_block : ROM_FLASH_BLOCK, s->image_attempts,
@@ -1367,20 +1414,39 @@ static int write_retry(struct session *s, const struct es_err *why)
  * lost its closing 0xC0, or its opening one, leaves the stub inside a frame, and from then on
  * each request's first 0xC0 ends that frame, its body is skipped and its last 0xC0 opens the
  * next: every request is lost. One lone 0xC0 flips that, but also puts a listening stub inside
- * a frame. So: a lone 0xC0 then SYNC (right when the stub was stuck, the likely case after a
- * lost block), and if that goes unanswered a plain SYNC, alternately. The ROMs' decoders treat
- * runs of 0xC0 as harmless (§15.1), so this never hurts. Any late reply to the lost block, and
- * the reply to the broken frame, have other ops and are dropped. */
+ * a frame. So the host sends READ_REG, a lone 0xC0, then SYNC, and exactly one of the two is
+ * answered: SYNC when the stub was inside a frame (the 0xC0s of READ_REG end that frame and the
+ * next, the lone one leaves it listening), and then it is listening; READ_REG when it was
+ * listening, and then the lone 0xC0 has put it inside a frame, which one more lone 0xC0 ends
+ * (resync_listening). The ROMs' decoders treat runs of 0xC0 as harmless (§15.1). The reply to
+ * the broken frame and any late reply to the lost block have other ops and are dropped. */
+static const uint8_t lone_end[] = {SLIP_END};
+
 static void enter_resync(struct session *s)
 {
-    static const uint8_t lone_end[] = {SLIP_END};
     struct es_err err;
 
-    if (s->step % 2 == 0 && port_write(s->port, lone_end, sizeof(lone_end), &err) < 0) {
+    if (send_packet(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), CHIP_MAGIC_REG)) < 0)
+        return;
+    if (port_write(s->port, lone_end, sizeof(lone_end), &err) < 0) {
         session_fail_err(s, &err);
         return;
     }
     send_cmd(s, rom_encode_sync(pkt_buf, sizeof(pkt_buf)), 0, RESYNC_TIMEOUT_MS);
+}
+
+/* READ_REG was answered: the stub was listening and is now inside an empty frame. */
+static void resync_listening(struct session *s)
+{
+    struct es_err err;
+
+    uv_timer_stop(&s->timer);
+    if (port_write(s->port, lone_end, sizeof(lone_end), &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
+    note(s, "resync", "the stub answers again (it was listening)");
+    goto_state(s, ST_WRITE_BEGIN);
 }
 
 /* Verify every image region with SPI_FLASH_MD5 against the MD5 of the bytes sent (§8.7). */
@@ -1435,6 +1501,18 @@ static void verify_done(struct session *s, const struct rom_reply *r)
         return;
     }
     s->md5_reads = 0;
+    /* Read right, written wrong: a block damaged on the line in a way its checksum missed (an
+     * XOR catches no pair of flips in the same bit). Written once more, then judged again. */
+    if (!ri->verified && s->rewrites < IMAGE_REWRITES && s->profile->verify == PROFILE_VERIFY_MD5 &&
+        s->cfg.mode == SESSION_FLASH) {
+        note(s, "retry", "image at 0x%05x: flash MD5 %s, expected %s; writing the image again",
+             ri->offset, got, want);
+        s->rewrites++;
+        s->rep.block_retries++;
+        s->verify_rewrite = 1;
+        goto_state(s, ST_WRITE_BEGIN);
+        return;
+    }
     if (!ri->verified) {
         session_fail(s, ES_VERIFY_MISMATCH,
                      "image %s at 0x%05x: flash MD5 %s, expected %s; the flash does not hold "
@@ -1442,6 +1520,7 @@ static void verify_done(struct session *s, const struct rom_reply *r)
                      ri->file, ri->offset, got, want);
         return;
     }
+    s->rewrites = 0;
     note(s, "verified", "0x%05x: md5 %s", ri->offset, got);
     if (++s->img < s->profile->n_images) {
         goto_state(s, ST_VERIFY);
@@ -1480,12 +1559,55 @@ static void enter_run_reset(struct session *s)
 
 /* ---- Events ---- */
 
+/* Sends the pending command of the current state again: FLASH_ID resumes at its current
+ * register step (its recipe saves and restores registers, so it never starts over). */
+static void resend(struct session *s)
+{
+    s->waiting = 0;
+    if (s->state == ST_FLASH_ID)
+        rdid_send(s);
+    else
+        enter_state(s);
+}
+
+/* A refusal that means the request was damaged on the line (ROM 01 05 malformed, 01 07
+ * checksum; stub 0xC0 length, 0xC1 checksum, 0xC3 invalid command), to a command that changes
+ * nothing when it runs twice: sent again, like a lost reply. */
+static int resend_refused(struct session *s, const struct rom_reply *r, const struct es_err *why)
+{
+    int line = s->loader == ROM_LOADER_STUB
+                   ? r->error == 0xC0 || r->error == 0xC1 || r->error == 0xC3
+                   : r->error == 0x05 || r->error == 0x07;
+
+    switch (s->state) {
+    case ST_DETECT:
+    case ST_IDENTIFY:
+    case ST_ROM_BAUD_CAL:
+    case ST_BAUD_PROBE:
+    case ST_ATTACH:
+    case ST_FLASH_ID:
+    case ST_SET_PARAMS:
+    case ST_WRITE_FLUSH:
+    case ST_VERIFY: break;
+    default: return -1;
+    }
+    if (!line || ++s->attempt >= CMD_RETRIES)
+        return -1;
+    note(s, "retry", "%s; try %d of %d", why->msg, s->attempt + 1, CMD_RETRIES);
+    resend(s);
+    return 0;
+}
+
 static void on_reply(struct session *s, const struct rom_reply *r)
 {
     struct es_err err;
 
     if (rom_reply_check(r, s->loader, &err) < 0) {
         es_err_prefix(&err, "%s", rom_op_name(r->op));
+        if (resend_refused(s, r, &err) == 0)
+            return;
+        if (block_resend(s, r, &err) == 0)
+            return;
         if ((s->state == ST_WRITE_BEGIN || s->state == ST_WRITE_DATA) && write_retry(s, &err) == 0)
             return;
         if ((s->state == ST_STUB_BEGIN || s->state == ST_STUB_DATA) && stub_retry(s, err.msg) == 0)
@@ -1523,7 +1645,7 @@ static void on_reply(struct session *s, const struct rom_reply *r)
     case ST_WRITE_DATA: write_data_done(s); break;
     case ST_WRITE_FLUSH: image_written(s); break;
     case ST_RESYNC:
-        note(s, "resync", "the stub answers again (SYNC %d)", s->step + 1);
+        note(s, "resync", "the stub answers again (it was inside a broken frame)");
         goto_state(s, ST_WRITE_BEGIN);
         break;
     case ST_VERIFY: verify_done(s, r); break;
@@ -1551,6 +1673,12 @@ static void on_frame(void *arg, const uint8_t *frame, size_t len)
     if ((s->state == ST_SYNC || s->state == ST_SYNC_PAUSE) && len >= ROM_HEADER_LEN &&
         frame[0] == 0x01 && frame[1] == ROM_OP_SYNC) {
         sync_done(s, frame, len); /* a late reply to an earlier SYNC counts too */
+        return;
+    }
+    if (s->state == ST_RESYNC && s->waiting && len >= ROM_HEADER_LEN && frame[0] == 0x01 &&
+        frame[1] == ROM_OP_READ_REG) {
+        s->waiting = 0;
+        resync_listening(s);
         return;
     }
     if (!s->waiting || len < ROM_HEADER_LEN || frame[0] != 0x01 || frame[1] != s->pending_op)
@@ -1610,8 +1738,11 @@ static void on_step_timeout(uv_timer_t *t)
     case ST_STUB_DATA:
         if (stub_retry(s, "no reply") == 0)
             return;
-        session_fail(s, ES_STUB, "no reply to %s during the stub upload, %d uploads tried",
-                     rom_op_name(s->pending_op), STUB_UPLOAD_TRIES);
+        session_fail(s, ES_STUB,
+                     "no reply to %s during the stub upload, %d uploads of the %s "
+                     "segment tried",
+                     rom_op_name(s->pending_op), STUB_UPLOAD_TRIES,
+                     s->stub_seg == 0 ? "text" : "data");
         return;
     case ST_RESYNC:
         if (++s->step < RESYNC_TRIES) {
@@ -1636,8 +1767,7 @@ static void on_step_timeout(uv_timer_t *t)
     if (s->waiting && s->state != ST_ERASE && s->state != ST_BAUD && ++s->attempt < CMD_RETRIES) {
         note(s, "retry", "no reply to %s; try %d of %d", rom_op_name(s->pending_op), s->attempt + 1,
              CMD_RETRIES);
-        s->waiting = 0;
-        enter_state(s);
+        resend(s);
         return;
     }
     session_fail(s, ES_TIMEOUT, "no reply to %s within %llu ms", rom_op_name(s->pending_op),
