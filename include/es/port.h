@@ -128,6 +128,17 @@ int port_select(const struct port_info *list, size_t n, const struct port_match 
  * when a wildcard pattern matches no character device. */
 int port_glob(const char *pattern, char ***names, size_t *count, struct es_err *err);
 
+/* Refuses the same board twice (issue 11 #5): two names for one character device (a symlink
+ * and its target, /dev/serial/by-id/... and /dev/ttyUSB0, one name given twice) or the same
+ * socket://HOST:PORT. Returns 0, or ES_USAGE naming both entries and the device. Only stat()s:
+ * opens nothing. */
+int port_check_distinct(char *const *names, size_t n, struct es_err *err);
+
+/* Checks a port name's syntax without opening anything: not empty, and a socket:// name must be
+ * socket://HOST:PORT[?ctl=/path] with PORT from 1 to 65535 (issue 11 #12). Device paths are
+ * not looked at (a missing one is a board that failed to open). Returns 0 or ES_USAGE. */
+int port_check_name(const char *name, struct es_err *err);
+
 void port_names_free(char **names, size_t n);
 
 /* Sorts ports into the order slots are numbered in: ports with a location first, by location,

@@ -248,8 +248,11 @@ static int add_named(char ***ports, size_t *n, const char *pattern, struct es_er
     char **names;
     size_t count;
 
-    if (strncmp(pattern, "socket://", 9) == 0)
+    if (strncmp(pattern, "socket://", 9) == 0) {
+        if (port_check_name(pattern, err) < 0)
+            return -1;
         return push(ports, n, strdup(pattern));
+    }
     if (port_glob(pattern, &names, &count, err) < 0)
         return -1;
     for (size_t k = 0; k < count; k++)

@@ -203,14 +203,19 @@ int port_ctl_open(struct port *p, const char *path, struct es_err *err)
     return 0;
 }
 
-/* "socket://h:p?ctl=/x" -> host/service for port_tcp.c, and the control socket. */
-static int parse_socket_name(struct port *p, struct es_err *err)
+/* Splits "socket://HOST:PORT[?ctl=/path]" (HOST may be "[v6]") into new strings; *ctl is NULL
+ * without ?ctl=. PORT must be a number from 1 to 65535. Returns 0, ES_PORT_OPEN naming what is
+ * wrong, or ES_NOMEM; on failure nothing is left allocated. */
+static int split_socket_name(const char *name, char **host, char **service, char **ctl,
+                             struct es_err *err)
 {
-    const char *s = p->name + strlen(SOCKET_PREFIX);
+    const char *s = name + strlen(SOCKET_PREFIX);
     const char *q = strchr(s, '?');
     const char *hp_end = q ? q : s + strlen(s);
     const char *colon, *host_start = s, *host_end;
+    unsigned long number = 0;
 
+    *host = *service = *ctl = NULL;
     if (*s == '[') { /* [::1]:5000 */
         host_start = s + 1;
         host_end = memchr(s, ']', (size_t)(hp_end - s));
@@ -228,28 +233,65 @@ static int parse_socket_name(struct port *p, struct es_err *err)
     }
     if (host_end == host_start || colon + 1 >= hp_end)
         goto bad;
-    for (const char *c = colon + 1; c < hp_end; c++)
+    for (const char *c = colon + 1; c < hp_end; c++) {
         if (*c < '0' || *c > '9')
             goto bad;
-    p->host = strndup(host_start, (size_t)(host_end - host_start));
-    p->service = strndup(colon + 1, (size_t)(hp_end - colon - 1));
-    if (p->host == NULL || p->service == NULL)
-        return es_fail(err, ES_NOMEM, "port %s: out of memory", p->name);
-    if (q != NULL) {
-        if (strncmp(q, "?ctl=", 5) != 0 || q[5] == '\0')
-            return es_fail(err, ES_PORT_OPEN,
-                           "port %s: unknown option '%s'; the only one is ?ctl=/path/to/socket",
-                           p->name, q);
-        p->ctl_path = strdup(q + 5);
-        if (p->ctl_path == NULL)
-            return es_fail(err, ES_NOMEM, "port %s: out of memory", p->name);
+        if (number <= 65535)
+            number = number * 10 + (unsigned long)(*c - '0');
+    }
+    if (number == 0 || number > 65535)
+        return es_fail(err, ES_PORT_OPEN,
+                       "port %s: the TCP port number %.*s is not from 1 to 65535", name,
+                       (int)(hp_end - colon - 1), colon + 1);
+    if (q != NULL && (strncmp(q, "?ctl=", 5) != 0 || q[5] == '\0'))
+        return es_fail(err, ES_PORT_OPEN,
+                       "port %s: unknown option '%s'; the only one is ?ctl=/path/to/socket", name,
+                       q);
+    *host = strndup(host_start, (size_t)(host_end - host_start));
+    *service = strndup(colon + 1, (size_t)(hp_end - colon - 1));
+    *ctl = q != NULL ? strdup(q + 5) : NULL;
+    if (*host == NULL || *service == NULL || (q != NULL && *ctl == NULL)) {
+        free(*host);
+        free(*service);
+        free(*ctl);
+        *host = *service = *ctl = NULL;
+        return es_fail(err, ES_NOMEM, "port %s: out of memory", name);
     }
     return 0;
 bad:
     return es_fail(err, ES_PORT_OPEN,
                    "port %s: expected socket://HOST:PORT[?ctl=/path], e.g. "
                    "socket://127.0.0.1:5000",
-                   p->name);
+                   name);
+}
+
+/* "socket://h:p?ctl=/x" -> host/service for port_tcp.c, and the control socket. */
+static int parse_socket_name(struct port *p, struct es_err *err)
+{
+    return split_socket_name(p->name, &p->host, &p->service, &p->ctl_path, err);
+}
+
+int port_check_name(const char *name, struct es_err *err)
+{
+    char *host, *service, *ctl;
+    int rc;
+
+    if (name == NULL || name[0] == '\0')
+        return es_fail(err, ES_USAGE,
+                       "an empty port name; give a device such as /dev/ttyUSB0 "
+                       "or socket://HOST:PORT");
+    if (strncmp(name, SOCKET_PREFIX, strlen(SOCKET_PREFIX)) != 0)
+        return 0;
+    rc = split_socket_name(name, &host, &service, &ctl, err);
+    if (rc < 0) {
+        if (err != NULL && err->code == ES_PORT_OPEN)
+            err->code = ES_USAGE;
+        return rc == -(int)ES_PORT_OPEN ? -(int)ES_USAGE : rc;
+    }
+    free(host);
+    free(service);
+    free(ctl);
+    return 0;
 }
 
 /* Releases what a failed open set up: handles close in the loop, the rest is freed then. */

@@ -429,3 +429,72 @@ int port_glob(const char *pattern, char ***names, size_t *count, struct es_err *
     globfree(&g);
     return 0;
 }
+
+/* What makes two port names the same board: the device number of a character device (a symlink
+ * and its target, two symlinks to one pty), else the canonical path, else the name as given. For
+ * socket:// the name up to any ?ctl= option. */
+struct port_identity {
+    int is_dev;
+    dev_t rdev;
+    char *key;
+};
+
+static int identify(const char *name, struct port_identity *id)
+{
+    struct stat st;
+    char *q;
+
+    memset(id, 0, sizeof(*id));
+    if (strncmp(name, "socket://", 9) == 0) {
+        id->key = strdup(name);
+        if (id->key != NULL && (q = strchr(id->key, '?')) != NULL)
+            *q = '\0';
+    } else if (stat(name, &st) == 0 && S_ISCHR(st.st_mode)) {
+        id->is_dev = 1;
+        id->rdev = st.st_rdev;
+        id->key = realpath(name, NULL);
+        if (id->key == NULL)
+            id->key = strdup(name);
+    } else {
+        id->key = realpath(name, NULL);
+        if (id->key == NULL)
+            id->key = strdup(name);
+    }
+    return id->key != NULL ? 0 : -1;
+}
+
+int port_check_distinct(char *const *names, size_t n, struct es_err *err)
+{
+    struct port_identity *ids = calloc(n ? n : 1, sizeof(*ids));
+    int rc = 0;
+
+    if (ids == NULL)
+        return es_fail(err, ES_NOMEM, "compare ports: out of memory");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (identify(names[i], &ids[i]) < 0) {
+            rc = es_fail(err, ES_NOMEM, "compare ports: out of memory");
+            break;
+        }
+        for (size_t j = 0; j < i; j++) {
+            int same = ids[i].is_dev && ids[j].is_dev ? ids[i].rdev == ids[j].rdev
+                                                      : strcmp(ids[i].key, ids[j].key) == 0;
+            if (!same)
+                continue;
+            if (strcmp(names[i], names[j]) == 0)
+                rc = es_fail(err, ES_USAGE,
+                             "port %s is given twice; two slots on one board would both fail: "
+                             "give each port once",
+                             names[i]);
+            else
+                rc = es_fail(err, ES_USAGE,
+                             "ports %s and %s are the same %s (%s); two slots on one board would "
+                             "both fail: give each port once",
+                             names[j], names[i], ids[i].is_dev ? "device" : "port", ids[i].key);
+            break;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(ids[i].key);
+    free(ids);
+    return rc;
+}

@@ -603,6 +603,9 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
                      "--simulate N");
         goto out_sim;
     }
+    /* One board twice (a port given twice, a symlink and its target) would fail both slots. */
+    if ((rc = port_check_distinct(ports, n_ports, err)) < 0)
+        goto out_sim;
     rc = report_run_dir_create(cfg->reports_root != NULL ? cfg->reports_root
                                                          : cfg->profiles[0]->reports,
                                st.run_dir, sizeof(st.run_dir), err);

@@ -282,12 +282,13 @@ async function runCase(file) {
   const scale = run.time_scale || "0.02";
   const sim = await startSim(dir, sections.bench || null,
     run.sim_args ? run.sim_args.split(",") : [], scale);
+  for (const b of sim.boards) b.real = fs.realpathSync(b.port); // the links go with espsim
   let firstPid = 0;
   const subst = (text) => text
     .replace(/@dir/g, dir)
     .replace(/@sim/g, path.join(dir, "sim"))
     .replace(/@port\((\d+)\)/g, (_, n) => sim.boards[Number(n)].port)
-    .replace(/@real\((\d+)\)/g, (_, n) => fs.realpathSync(sim.boards[Number(n)].port))
+    .replace(/@real\((\d+)\)/g, (_, n) => sim.boards[Number(n)].real)
     .replace(/@pid/g, String(firstPid));
   const portArgs = (spec) => {
     const list = spec === undefined ? sim.boards.map((b) => b.port) : subst(spec).split(",");

@@ -676,6 +676,86 @@ static void test_glob(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* Issue 11 #12: bad socket:// syntax is a usage error, found without opening anything. */
+static void test_check_name(void **state)
+{
+    struct es_err err;
+    (void)state;
+
+    assert_int_equal(port_check_name("socket://127.0.0.1:5000", &err), 0);
+    assert_int_equal(port_check_name("socket://[::1]:65535?ctl=/tmp/x.ctl", &err), 0);
+    assert_int_equal(port_check_name("/dev/ttyUSB0", &err), 0);
+    assert_int_equal(port_check_name("/nonexistent/ttyUSB9", &err), 0);
+    assert_int_equal(port_check_name("socket://127.0.0.1:99999", &err), -ES_USAGE);
+    assert_int_equal(err.code, ES_USAGE);
+    assert_string_equal(err.msg, "port socket://127.0.0.1:99999: the TCP port number 99999 is not "
+                                 "from 1 to 65535");
+    assert_int_equal(port_check_name("socket://127.0.0.1:0", &err), -ES_USAGE);
+    assert_int_equal(port_check_name("socket://127.0.0.1:123456789012345678901234", &err),
+                     -ES_USAGE);
+    assert_int_equal(port_check_name("socket://127.0.0.1", &err), -ES_USAGE);
+    assert_non_null(strstr(err.msg, "expected socket://HOST:PORT"));
+    assert_int_equal(port_check_name("socket://:5000", &err), -ES_USAGE);
+    assert_int_equal(port_check_name("socket://h:5000?foo=1", &err), -ES_USAGE);
+    assert_non_null(strstr(err.msg, "unknown option '?foo=1'"));
+    assert_int_equal(port_check_name("", &err), -ES_USAGE);
+}
+
+/* Issue 11 #5: one board under two names is refused before anything is opened. */
+static void test_check_distinct(void **state)
+{
+    char dir[] = "/tmp/test_port_distinct.XXXXXX", a[PATH_MAX], b[PATH_MAX], link1[PATH_MAX];
+    char link2[PATH_MAX], want[4 * PATH_MAX];
+    char *names[3];
+    int m1, s1, m2, s2;
+    struct es_err err;
+    (void)state;
+
+    assert_int_equal(openpty(&m1, &s1, a, NULL, NULL), 0);
+    assert_int_equal(openpty(&m2, &s2, b, NULL, NULL), 0);
+    assert_non_null(mkdtemp(dir));
+    snprintf(link1, sizeof(link1), "%s/ttySIM0", dir);
+    snprintf(link2, sizeof(link2), "%s/by-id-board", dir);
+    assert_int_equal(symlink(a, link1), 0);
+    assert_int_equal(symlink(link1, link2), 0);
+
+    names[0] = a;
+    names[1] = b;
+    assert_int_equal(port_check_distinct(names, 2, &err), 0);
+    names[1] = a;
+    assert_int_equal(port_check_distinct(names, 2, &err), -ES_USAGE);
+    snprintf(want, sizeof(want),
+             "port %s is given twice; two slots on one board would both fail: give each port "
+             "once",
+             a);
+    assert_string_equal(err.msg, want);
+    names[0] = b;
+    names[1] = link1;
+    names[2] = a;
+    assert_int_equal(port_check_distinct(names, 3, &err), -ES_USAGE);
+    snprintf(want, sizeof(want),
+             "ports %s and %s are the same device (%s); two slots on one board would both fail: "
+             "give each port once",
+             link1, a, a);
+    assert_string_equal(err.msg, want);
+    names[2] = link2;
+    assert_int_equal(port_check_distinct(names, 3, &err), -ES_USAGE);
+    names[0] = "socket://127.0.0.1:5000";
+    names[1] = "socket://127.0.0.1:5001";
+    assert_int_equal(port_check_distinct(names, 2, &err), 0);
+    names[1] = "socket://127.0.0.1:5000?ctl=/tmp/x.ctl";
+    assert_int_equal(port_check_distinct(names, 2, &err), -ES_USAGE);
+    assert_non_null(strstr(err.msg, "are the same port (socket://127.0.0.1:5000)"));
+
+    unlink(link2);
+    unlink(link1);
+    rmdir(dir);
+    close(s1);
+    close(m1);
+    close(s2);
+    close(m2);
+}
+
 static struct port_info fake(const char *name, int vid, int pid, const char *serial,
                              const char *location)
 {
@@ -780,6 +860,8 @@ int main(void)
         cmocka_unit_test(test_name_cmp_is_natural),
         cmocka_unit_test(test_location_from_sysfs),
         cmocka_unit_test(test_glob),
+        cmocka_unit_test(test_check_name),
+        cmocka_unit_test(test_check_distinct),
         cmocka_unit_test(test_select_by_usb_identity),
         cmocka_unit_test(test_list_real_ports),
     };
