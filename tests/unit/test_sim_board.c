@@ -138,15 +138,15 @@ static void clear_out(struct fake *f)
     f->n = 0;
 }
 
-/* Sends one request and lets the board finish answering it. */
-static void request(struct fake *f, uint8_t op, const uint8_t *data, size_t len, uint32_t chk)
+/* SLIP-encodes one request onto the end of wire (room: slip_encoded_max(8 + len)); returns
+ * the bytes added. */
+static size_t encode_request(uint8_t *wire, uint8_t op, const uint8_t *data, size_t len,
+                             uint32_t chk)
 {
     uint8_t *pkt = malloc(8 + len);
-    uint8_t *wire = malloc(slip_encoded_max(8 + len));
     size_t n;
 
     assert_non_null(pkt);
-    assert_non_null(wire);
     pkt[0] = 0;
     pkt[1] = op;
     es_put_le16(pkt + 2, (uint16_t)len);
@@ -154,10 +154,21 @@ static void request(struct fake *f, uint8_t op, const uint8_t *data, size_t len,
     if (len)
         memcpy(pkt + 8, data, len);
     n = slip_encode(pkt, 8 + len, wire, slip_encoded_max(8 + len));
+    free(pkt);
+    return n;
+}
+
+/* Sends one request and lets the board finish answering it. */
+static void request(struct fake *f, uint8_t op, const uint8_t *data, size_t len, uint32_t chk)
+{
+    uint8_t *wire = malloc(slip_encoded_max(8 + len));
+    size_t n;
+
+    assert_non_null(wire);
+    n = encode_request(wire, op, data, len, chk);
     f->now += MS;
     sim_board_rx(f->b, wire, n, f->host_baud, f->now);
     settle(f);
-    free(pkt);
     free(wire);
 }
 
@@ -763,6 +774,147 @@ static void test_stub_upload_and_md5(void **state)
     assert_int_equal(fr.n, 0);
     fake_free(f);
     sim_stub_images_close(&stubs);
+}
+
+static void fill_noise(uint8_t *p, size_t n)
+{
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (uint8_t)(x >> 32);
+    }
+}
+
+/* Hands the board n wire bytes as a UART at the host's rate delivers them back to back: the
+ * last one arrives line time after the first, and that is when the board sees them. */
+static void send_wire(struct fake *f, const uint8_t *wire, size_t n)
+{
+    f->now += (uint64_t)n * 10u * 1000000000u / f->host_baud;
+    sim_board_rx(f->b, wire, n, f->host_baud, f->now);
+    settle(f);
+}
+
+/* The data block header (length, sequence, two zero words) and payload of FLASH_DEFL_DATA. */
+static size_t defl_block(uint8_t *p, const uint8_t *data, uint32_t len, uint32_t seq)
+{
+    memset(p, 0, 16);
+    es_put_le32(p, len);
+    es_put_le32(p + 4, seq);
+    memcpy(p + 16, data, len);
+    return 16 + (size_t)len;
+}
+
+/* A stub running at 921600 with a compressed write of z (zn bytes, inflating to size) begun at
+ * 0x10000 in 0x4000-byte blocks. */
+static void stub_write_at_921600(struct fake *f, const struct sim_stub_image *img, size_t size,
+                                 size_t zn)
+{
+    struct frames fr;
+
+    sync_board(f);
+    upload_stub(f, img, img->entry, &fr);
+    assert_int_equal(fr.n, 2); /* the MEM_END reply, then OHAI */
+    clear_out(f);
+    request_words(f, 0x0F, 2, 921600u, 115200u);
+    expect_status(f, 0x0F, 0, 0);
+    f->host_baud = 921600;
+    request_words(f, 0x10, 4, (uint32_t)size, (uint32_t)((zn + 0x3FFF) / 0x4000), 0x4000u,
+                  0x10000u);
+    expect_status(f, 0x10, 0, 0);
+}
+
+/* Issue 10: the esp-flasher-stub build espstation ships (esptool-js 0.7.0) answers a block only
+ * after writing it and reads nothing meanwhile, beyond its 128-byte UART FIFO. Two blocks sent
+ * back to back at 921600: the first is answered, the second loses everything past its first 128
+ * bytes, its closing 0xC0 included, so the stub sits inside a broken frame; a FLASH_DEFL_BEGIN
+ * sent then only ends that frame (the stub answers the broken block, not the BEGIN), and the next
+ * one is lost whole. A lone 0xC0 brings the stub back. As seen on the real ROM and stub. */
+static void test_stub_single_buffer_loses_second_block(void **state)
+{
+    static uint8_t img[0x10000], z[0x12000], wire[2 * (0x4000 + 64) * 2 + 64];
+    static uint8_t blk[16 + 0x4000];
+    struct sim_stub_images stubs;
+    struct frames fr;
+    struct fake *f;
+    size_t zn, n = 0;
+
+    (void)state;
+    assert_int_equal(load_stubs(&stubs), 0);
+    fill_noise(img, sizeof(img)); /* incompressible: a block inflates to ~16 KiB */
+    zn = zcompress(img, sizeof(img), z, sizeof(z));
+    assert_true(zn > 0x8000);
+    f = fake_new(SIM_ESP32, NULL, &stubs);
+    stub_write_at_921600(f, &stubs.chip[SIM_ESP32], sizeof(img), zn);
+    n += encode_request(wire + n, 0x11, blk, defl_block(blk, z, 0x4000, 0), checksum(z, 0x4000));
+    n += encode_request(wire + n, 0x11, blk, defl_block(blk, z + 0x4000, 0x4000, 1),
+                        checksum(z + 0x4000, 0x4000));
+    send_wire(f, wire, n);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 1); /* block 0 answered, block 1 not at all */
+    assert_int_equal(fr.data[0][1], 0x11);
+    assert_int_equal(fr.data[0][8], 0x00);
+    /* Restart: DEFL_BEGIN ends the broken frame, which is answered as a bad block ... */
+    request_words(f, 0x10, 4, (uint32_t)sizeof(img), 5u, 0x4000u, 0x10000u);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 1);
+    assert_int_equal(fr.data[0][1], 0x11);
+    assert_int_equal(fr.data[0][8], 0xC0); /* bad data length: 127 bytes of a 16 KiB block */
+    /* ... and the next BEGIN goes unanswered: its first 0xC0 ends an empty frame. */
+    request_words(f, 0x10, 4, (uint32_t)sizeof(img), 5u, 0x4000u, 0x10000u);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 0);
+    /* One lone 0xC0, and the stub listens again. */
+    send_wire(f, (const uint8_t *)"\xC0", 1);
+    request_words(f, 0x10, 4, (uint32_t)sizeof(img), 5u, 0x4000u, 0x10000u);
+    expect_status(f, 0x10, 0, 0);
+    /* One block at a time is always fine. */
+    for (uint32_t seq = 0; seq * 0x4000u < zn; seq++) {
+        uint32_t len = (uint32_t)(zn - seq * 0x4000u < 0x4000 ? zn - seq * 0x4000u : 0x4000);
+
+        data_block(f, 0x11, z + seq * 0x4000u, len, seq);
+        expect_status(f, 0x11, 0, 0);
+    }
+    assert_memory_equal(f->flash + 0x10000, img, sizeof(img));
+    fake_free(f);
+    sim_stub_images_close(&stubs);
+}
+
+/* The legacy stub (esptool-js 0.6.1 and older) drains its FIFO into a second buffer and answers
+ * a block before writing it: the same two blocks back to back are both taken. espsim tells the
+ * families apart by where the code is loaded (0x400BE000 for the legacy ESP32 stub). */
+static void test_stub_legacy_takes_second_block(void **state)
+{
+    static uint8_t img[0x10000], z[0x12000], wire[2 * (0x4000 + 64) * 2 + 64];
+    static uint8_t blk[16 + 0x4000], code[0x800];
+    struct sim_stub_image legacy = {0};
+    struct frames fr;
+    struct fake *f;
+    size_t zn, n = 0;
+
+    (void)state;
+    fill_noise(img, sizeof(img));
+    zn = zcompress(img, sizeof(img), z, sizeof(z));
+    fill_pattern(code, sizeof(code), 9);
+    legacy.present = 1;
+    legacy.text = code;
+    legacy.text_len = sizeof(code);
+    legacy.text_start = 0x400BE000;
+    legacy.entry = 0x400BE5EC;
+    f = fake_new(SIM_ESP32, NULL, NULL);
+    stub_write_at_921600(f, &legacy, sizeof(img), zn);
+    n += encode_request(wire + n, 0x11, blk, defl_block(blk, z, 0x4000, 0), checksum(z, 0x4000));
+    n += encode_request(wire + n, 0x11, blk, defl_block(blk, z + 0x4000, 0x4000, 1),
+                        checksum(z + 0x4000, 0x4000));
+    send_wire(f, wire, n);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 2);
+    assert_int_equal(fr.data[0][8], 0x00);
+    assert_int_equal(fr.data[1][8], 0x00);
+    assert_memory_equal(f->flash + 0x10000, img, 0x7000); /* most of what 32 KiB inflates to */
+    fake_free(f);
 }
 
 /* esptool-js's stub write: DEFL_BEGIN(4 words), 0x4000-byte DEFL_DATA, DEFL_END(1), raw MD5; and
@@ -1558,6 +1710,8 @@ int main(void)
         cmocka_unit_test(test_deflate_write),
         cmocka_unit_test(test_stub_upload_and_md5),
         cmocka_unit_test(test_stub_writes),
+        cmocka_unit_test(test_stub_single_buffer_loses_second_block),
+        cmocka_unit_test(test_stub_legacy_takes_second_block),
         cmocka_unit_test(test_stub_read_flash),
         cmocka_unit_test(test_rdid_esptool_js_esp8266),
         cmocka_unit_test(test_reset_lines),
