@@ -34,7 +34,8 @@ void sim_regs_reset(struct sim_board *b)
 }
 
 /* CRC-8 (Dallas/Maxim, reflected polynomial 0x8C) over the MAC, for the upper bits of ESP32
- * eFuse word 2. Hosts ignore it (§7.2); it only makes the word look like a programmed part. */
+ * eFuse word 2, as ESP-IDF computes it over the six MAC bytes in order: espstation checks it
+ * (chip_check_mac) before it trusts a MAC read over the line. */
 static uint8_t mac_crc(const uint8_t *mac)
 {
     uint8_t c = 0;
