@@ -64,9 +64,14 @@ struct image_header {
 int image_parse_header(const uint8_t *data, size_t size, int esp32_family, struct image_header *hdr,
                        struct es_err *err);
 
-/* ES_IMAGE_CHIP when data is an ESP32-family firmware image (0xE9, parses) whose chip id names
- * another chip than chip; 0 otherwise, also for data that is not a firmware image. For an
- * ESP8266 nothing is checked (its images carry no chip id). */
+/* The chip family a 0xE9 firmware image is built for, from its layout (§9.1): an ESP8266 image
+ * has no extended header and carries no chip id, so the test is which layout its segments and
+ * XOR checksum fit; CHIP_FAMILY_ESP8266 or CHIP_FAMILY_ESP32, or -1 when neither or both fit
+ * (not a firmware image, or no telling). */
+int image_family(const uint8_t *data, size_t size);
+/* ES_IMAGE_CHIP, saying what to use instead, when data is a firmware image for another chip
+ * than chip: another family by image_family(), or an ESP32-family image whose chip id names
+ * another chip. 0 otherwise, also for data that is not a firmware image. */
 int image_check_chip(const struct chip *chip, const uint8_t *data, size_t size, struct es_err *err);
 
 /* Flash settings to write into a header: a code, or IMAGE_KEEP to leave the image's own. */

@@ -201,23 +201,54 @@ int image_parse_header(const uint8_t *data, size_t size, int esp32_family, struc
     return 0;
 }
 
+/* Whether data is a whole firmware image in one layout: its segments fit and its checksum is
+ * right. Data that starts with 0xE9 by chance, or an image read with the other family's layout,
+ * almost never passes both. */
+static int fits_layout(const uint8_t *data, size_t size, int esp32_family, struct image_header *hdr)
+{
+    return image_parse_header(data, size, esp32_family, hdr, NULL) == 0 && hdr->checksum_ok;
+}
+
+int image_family(const uint8_t *data, size_t size)
+{
+    struct image_header h8266, h32;
+    int is8266, is32;
+
+    if (size == 0 || data[0] != IMAGE_MAGIC)
+        return -1;
+    is8266 = fits_layout(data, size, 0, &h8266);
+    is32 = fits_layout(data, size, 1, &h32) && h32.has_ext;
+    if (is8266 == is32)
+        return -1;
+    return is8266 ? CHIP_FAMILY_ESP8266 : CHIP_FAMILY_ESP32;
+}
+
 int image_check_chip(const struct chip *chip, const uint8_t *data, size_t size, struct es_err *err)
 {
     struct image_header hdr;
     const struct chip *named;
+    int family = image_family(data, size);
 
-    if (chip->family != CHIP_FAMILY_ESP32 || size == 0 || data[0] != IMAGE_MAGIC)
+    if (family == CHIP_FAMILY_ESP8266 && chip->family != CHIP_FAMILY_ESP8266)
+        return es_fail(err, ES_IMAGE_CHIP,
+                       "built for the ESP8266 (its segments and checksum fit only that layout), "
+                       "not %s; use the %s build of the firmware",
+                       chip->name, chip->name);
+    if (family == CHIP_FAMILY_ESP8266 || size == 0 || data[0] != IMAGE_MAGIC ||
+        image_parse_header(data, size, 1, &hdr, NULL) < 0 || !hdr.has_ext)
         return 0;
-    if (image_parse_header(data, size, 1, &hdr, NULL) < 0)
+    named = chip_by_image_id(hdr.chip_id);
+    /* Read with the ESP32 layout an ESP8266 image gives a chip id from its segment bytes: on an
+     * ESP8266 only an image that fits the ESP32 layout or names a known chip counts. */
+    if (chip->family == CHIP_FAMILY_ESP8266 && family != CHIP_FAMILY_ESP32 &&
+        (named == NULL || image_parse_header(data, size, 0, &hdr, NULL) == 0))
         return 0;
     if ((int)hdr.chip_id == chip->image_chip_id)
         return 0;
-    named = chip_by_image_id(hdr.chip_id);
     return es_fail(err, ES_IMAGE_CHIP,
-                   "image header names chip id %u (%s) but the chip is %s (id %d); use an image "
-                   "built for %s",
-                   hdr.chip_id, named ? named->name : "unknown chip", chip->name,
-                   chip->image_chip_id, chip->name);
+                   "built for %s (image chip id %u), not %s; use the %s build of the firmware",
+                   named != NULL ? named->name : "an unknown chip", (unsigned)hdr.chip_id,
+                   chip->name, chip->name);
 }
 
 /* ---- Patching (§9.3) ---- */

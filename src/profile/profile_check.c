@@ -242,25 +242,9 @@ static int check_headers(const struct profile *p, const struct chip *chip, struc
                                     "%s cannot take the flash settings: %s", pi->file, why.msg);
             image_prepared_close(&prep);
         }
-        if (img->size == 0 || img->data[0] != IMAGE_MAGIC)
-            continue;
-        /* An ESP8266 image carries no chip id, but one that only parses with the ESP32-family
-         * layout and names a known chip in it was built for that chip. */
-        if (!esp32 && image_parse_header(img->data, img->size, 0, &hdr, &why) == 0)
-            continue;
-        /* Data that starts with 0xE9 by chance and does not parse is not a firmware image. */
-        if (image_parse_header(img->data, img->size, 1, &hdr, &why) < 0 || !hdr.has_ext)
-            continue;
-        if (!esp32 && chip_by_image_id(hdr.chip_id) == NULL)
-            continue;
-        if (hdr.chip_id != (uint16_t)chip->image_chip_id) {
-            const struct chip *other = chip_by_image_id(hdr.chip_id);
-            return profile_fail(err, p->path, pi->file_pos, ES_IMAGE_CHIP,
-                                "%s is built for %s (image chip id %u), not %s; use the %s build "
-                                "of the firmware",
-                                pi->file, other != NULL ? other->name : "an unknown chip",
-                                (unsigned)hdr.chip_id, chip->name, chip->name);
-        }
+        if (image_check_chip(chip, img->data, img->size, &why) < 0)
+            return profile_fail(err, p->path, pi->file_pos, ES_IMAGE_CHIP, "%s is %s", pi->file,
+                                why.msg);
     }
     return 0;
 }

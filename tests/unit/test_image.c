@@ -433,14 +433,15 @@ static void test_check_chip(void **state)
     assert_int_equal(image_check_chip(chip("esp32"), esp32_before, 80, &err), 0);
     assert_int_equal(image_check_chip(chip("esp32c3"), esp32_before, 80, &err),
                      -(int)ES_IMAGE_CHIP);
-    assert_string_equal(err.msg, "image header names chip id 0 (esp32) but the chip is esp32c3 "
-                                 "(id 5); use an image built for esp32c3");
+    assert_string_equal(err.msg, "built for esp32 (image chip id 0), not esp32c3; use the esp32c3 "
+                                 "build of the firmware");
     memcpy(buf, esp32_before, 80);
     buf[12] = 9;
     assert_int_equal(image_check_chip(chip("esp32"), buf, 80, &err), -(int)ES_IMAGE_CHIP);
-    assert_string_equal(err.msg, "image header names chip id 9 (esp32s3) but the chip is esp32 "
-                                 "(id 0); use an image built for esp32");
-    assert_int_equal(image_check_chip(chip("esp8266"), buf, 80, &err), 0);
+    assert_string_equal(err.msg, "built for esp32s3 (image chip id 9), not esp32; use the esp32 "
+                                 "build of the firmware");
+    /* An ESP32-family image on an ESP8266 is refused too. */
+    assert_int_equal(image_check_chip(chip("esp8266"), buf, 80, &err), -(int)ES_IMAGE_CHIP);
     buf[0] = 0x00; /* not a firmware image: nothing to check */
     assert_int_equal(image_check_chip(chip("esp32"), buf, 80, &err), 0);
 }

@@ -32,13 +32,10 @@ static const struct {
     const char *name;
     enum es_code code;
 } image_cases[] = {
-    {"37-image-missing", ES_IMAGE_LOAD},
-    {"38-hash-mismatch", ES_IMAGE_HASH},
-    {"42-image-other-chip", ES_IMAGE_CHIP},
-    {"43-esp32-image-on-esp8266", ES_IMAGE_CHIP},
-    {"45-bootloader-not-firmware", ES_IMAGE_FORMAT},
-    {"46-bootloader-broken", ES_IMAGE_FORMAT},
-    {"56-image-directory", ES_IMAGE_LOAD},
+    {"37-image-missing", ES_IMAGE_LOAD},          {"38-hash-mismatch", ES_IMAGE_HASH},
+    {"42-image-other-chip", ES_IMAGE_CHIP},       {"43-esp32-image-on-esp8266", ES_IMAGE_CHIP},
+    {"60-esp8266-image-on-esp32", ES_IMAGE_CHIP}, {"45-bootloader-not-firmware", ES_IMAGE_FORMAT},
+    {"46-bootloader-broken", ES_IMAGE_FORMAT},    {"56-image-directory", ES_IMAGE_LOAD},
 };
 
 static char *read_text(const char *path)
@@ -396,9 +393,11 @@ static void test_board_checks(void **state)
     assert_string_equal(err.msg, "profiles/good/detect.yaml:9:5: images[1] (0x7f000..0x807ff) "
                                  "ends past this board's 512KB flash; use boards with more flash "
                                  "or a smaller image");
-    /* On an ESP32 the image at 0x0 is not at the bootloader offset (0x1000): nothing to patch,
-     * and an ESP8266 image names no chip to refuse. */
-    assert_int_equal(profile_check_board(p, esp32, 4u << 20, &err), 0);
+    /* On an ESP32 an ESP8266 image is refused by its layout, wherever it is (issue 11). */
+    assert_int_equal(profile_check_board(p, esp32, 4u << 20, &err), -(int)ES_IMAGE_CHIP);
+    assert_string_equal(err.msg, "profiles/good/detect.yaml:7:11: ../images/esp8266-app.bin is "
+                                 "built for the ESP8266 (its segments and checksum fit only that "
+                                 "layout), not esp32; use the esp32 build of the firmware");
     profile_free(p);
 
     assert_int_equal(profile_load("profiles/good/other-chip-auto.yaml", &p, &err), 0);
