@@ -292,7 +292,7 @@ static void keep_raw(struct sc_reader *r, const uint8_t *p, size_t n)
 static int read_some(struct sc_reader *r, int ms)
 {
     struct pollfd p = {r->fd, POLLIN, 0};
-    uint8_t buf[4096];
+    uint8_t buf[sizeof(r->raw)]; /* no read can be longer than what keep_raw keeps */
     ssize_t n;
 
     if (r->closed)
