@@ -23,6 +23,7 @@
     X(NO_SYNC, "no_sync", "check power, cable and DTR/RTS wiring, or hold BOOT while resetting")   \
     X(TIMEOUT, "timeout", "the board stopped answering; check cable, power and baud rate")         \
     X(PORT_OPEN, "port_open", "check the port exists and the user may open it (group dialout)")    \
+    X(PORT_BUSY, "port_busy", "another station or program holds the port; wait or use another")    \
     X(PORT_IO, "port_io", "the port failed or was unplugged")                                      \
     X(PORT_CLOSED, "port_closed", "the board was unplugged or the port closed")                    \
     X(UNKNOWN_CHIP, "unknown_chip", "this chip is not supported by espstation yet")                \

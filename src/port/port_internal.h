@@ -53,6 +53,7 @@ struct port {
     /* tty */
     int fd;
     struct sp_port *sp; /* NULL when opened through plain termios */
+    int exclusive;      /* TIOCEXCL is set: cleared again before the close */
     uv_poll_t poll;
     int poll_init;
     int poll_events;

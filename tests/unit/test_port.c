@@ -18,10 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -257,6 +259,72 @@ static void test_pty_without_ctl_cannot_reset(void **state)
     assert_int_equal(c.closed_calls, 0); /* never from inside port_close */
     ctx_finish(&c);
     assert_int_equal(c.closed_calls, 1);
+}
+
+/* Issue 11 #4: a port whose lock another process holds is refused before it is opened, naming
+ * that process; a second open in the same process is refused too; the lock goes with the close.
+ * On a pty the port takes no TIOCEXCL (it would outlive the close while the master is open). */
+static void test_port_lock(void **state)
+{
+    struct ctx c;
+    char name[PATH_MAX], want[PATH_MAX + 256];
+    struct port *second = (struct port *)&c;
+    struct es_err err;
+    int go[2], ready[2], excl = -1, fd, master;
+    char byte;
+    pid_t child;
+    (void)state;
+
+    ctx_init(&c, 0, name);
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(ready), 0);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) { /* another station: holds the lock until told to go, or the test ends */
+        close(go[1]);
+        fd = open(name, O_RDWR | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 || write(ready[1], "r", 1) != 1)
+            _exit(1);
+        _exit(read(go[0], &byte, 1) >= 0 ? 0 : 1);
+    }
+    assert_int_equal(read(ready[0], &byte, 1), 1);
+    assert_int_equal(port_open(&c.loop, name, 115200, &cbs, &c, &second, &err), -ES_PORT_BUSY);
+    assert_null(second);
+    assert_int_equal(err.code, ES_PORT_BUSY);
+    snprintf(want, sizeof(want),
+             "port %s is in use: test_port (pid %ld) holds its lock; wait for that run to "
+             "finish, or use another port",
+             name, (long)child);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(write(go[1], "g", 1), 1);
+    assert_int_equal(waitpid(child, NULL, 0), child);
+
+    assert_int_equal(port_open(&c.loop, name, 115200, &cbs, &c, &c.p, &err), 0);
+    assert_int_equal(port_open(&c.loop, name, 115200, &cbs, &c, &second, &err), -ES_PORT_BUSY);
+    snprintf(want, sizeof(want), "(pid %ld) holds its lock", (long)getpid());
+    assert_non_null(strstr(err.msg, want));
+    fd = open(name, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    assert_true(fd >= 0);
+    assert_int_equal(ioctl(fd, TIOCGEXCL, &excl), 0);
+    assert_int_equal(excl, 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), -1);
+    close(fd);
+    port_close(c.p, on_closed);
+    master = c.master;
+    c.master = -1; /* keep the pty for the next open */
+    ctx_finish(&c);
+    assert_int_equal(c.closed_calls, 1);
+
+    /* The lock went with the close: the port opens again. */
+    assert_int_equal(uv_loop_init(&c.loop), 0);
+    c.master = master;
+    assert_int_equal(port_open(&c.loop, name, 115200, &cbs, &c, &c.p, &err), 0);
+    port_close(c.p, on_closed);
+    ctx_finish(&c);
+    close(go[0]);
+    close(go[1]);
+    close(ready[0]);
+    close(ready[1]);
 }
 
 /* A fake espsim control socket next to a symlink to the slave. */
@@ -850,6 +918,7 @@ int main(void)
         cmocka_unit_test(test_pty_master_writes_arrive_as_data),
         cmocka_unit_test(test_pty_set_baud),
         cmocka_unit_test(test_pty_without_ctl_cannot_reset),
+        cmocka_unit_test(test_port_lock),
         cmocka_unit_test(test_pty_ctl_socket_carries_lines),
         cmocka_unit_test(test_pty_master_closed_is_port_closed),
         cmocka_unit_test(test_open_errors),
