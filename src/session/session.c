@@ -36,7 +36,7 @@
 #define MD5_READS             3     /* reads of a region's MD5 until one matches (verify_done) */
 #define IMAGE_REWRITES        2     /* writes of an image again after a read-back mismatch */
 #define RESYNC_TIMEOUT_MS     500   /* a stub SYNC reply, after it finished the block it was on */
-#define RESYNC_TRIES          4 /* alternately with and without a lone 0xC0 (see enter_resync) */
+#define RESYNC_TRIES          4 /* READ_REG, 0xC0, SYNC rounds (see enter_resync) */
 #define IDENTIFY_PASSES       4 /* reads of the identity registers until two agree */
 #define RESET_HOLD_MS         100
 #define RESET_BOOT_MS         50 /* GPIO0 held low after EN rises; 550 on alternate attempts */
