@@ -30,6 +30,7 @@ import zlib
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PEER = os.path.join(REPO, "tools", "bench", "peer.mjs")
 MODEL_H = os.path.join(REPO, "tools", "sim", "model.h")
+DEFLATE_H = os.path.join(REPO, "include", "es", "deflate.h")
 
 CHIPS = ("esp8266", "esp32")
 ADDRESS = {"esp8266": 0x0, "esp32": 0x1000}
@@ -280,21 +281,65 @@ def slip_len(data):
     return len(data) + data.count(0xC0) + data.count(0xDB) + 2
 
 
-def model_write_bound(costs, image_path, offset, baud, block=0x4000, window=2):
-    """The shortest write phase espsim's flash model allows for this image at this baud, and the
-    line busy fraction that goes with it. A small event simulation of the stub's pipeline as
-    tools/sim/stub_model.c describes it (answer a block when its processing starts, then erase just
-    in time and program it while the next one arrives) with the host keeping `window` blocks
-    unacknowledged (session.c STUB_WRITE_WINDOW). The stream is zlib level 9 of the unpatched
-    image, as espstation compresses it (header patching changes a few bytes: an estimate)."""
+def deflate_like_espstation(raw):
+    """The zlib stream espstation sends (src/image/deflate.c): level 9, default window and memory
+    level, with a full flush every IMAGE_DEFLATE_CHUNK bytes (include/es/deflate.h) so that a
+    write can restart there."""
+    chunk = 64 * 1024
+    with open(DEFLATE_H) as fh:
+        m = re.search(r"#define\s+IMAGE_DEFLATE_CHUNK\s+\((\d+)u\s*\*\s*(\d+)u\)", fh.read())
+    if m:
+        chunk = int(m.group(1)) * int(m.group(2))
+    c = zlib.compressobj(9)
+    out = []
+    for off in range(0, len(raw), chunk):
+        out.append(c.compress(raw[off:off + chunk]))
+        out.append(c.flush() if off + chunk >= len(raw) else c.flush(zlib.Z_FULL_FLUSH))
+    return b"".join(out)
+
+
+def model_write_bound(costs, image_path, offset, baud, block=0x4000):
+    """The shortest write phase espsim's flash model allows for this image at this baud with the
+    stub espstation ships, and what it implies per block. A small event simulation of
+    esp-flasher-stub as tools/sim/stub_model.c and board.c model it (protocol doc §10.2): ONE
+    frame buffer, and a data block is answered only after it is decompressed, erased just in time
+    and programmed; until then the stub reads nothing more (bytes beyond its 128-byte UART FIFO
+    would be lost), so the host keeps ONE block in flight. Per block k, in board time:
+
+        the host sends block k            line time of its SLIP frame (24 header bytes + data)
+        the stub handles it               SIM_T_CMD_NS + just-in-time erase + program
+                                          (decompression itself costs nothing in the model)
+        the stub replies                  line time of the 12-byte reply frame
+        the host sends block k+1          at once: the host adds nothing in the bound
+
+    The write phase of espstation's report also holds the FLASH_DEFL_BEGIN round trip before the
+    blocks (the stub erases nothing there) and one READ_REG round trip after them, so they are
+    simulated too. The erase follows sim_write_data(): a 64 KiB block erase where the region
+    still to erase starts on a 64 KiB boundary and covers it, else 4 KiB sectors, issued before
+    the bytes that need them are programmed.
+
+    The stream is compressed as espstation compresses it (deflate_like_espstation) but from the
+    unpatched image (its header patch changes a few bytes, so the size is an estimate;
+    `tx_bytes` can be checked against the report's `wire.write_tx_bytes`).
+
+    Returns write_s (the bound), line_s and tx_bytes (host->board), line_busy, zsize, blocks,
+    and per block (means): proc_s (command + erase + program), reply_s (reply line time) and
+    idle_s = (write_s - line_s) / blocks: the host->board line idle the single-buffer stub
+    imposes per block (processing + reply; the BEGIN and READ_REG round trips spread over the
+    blocks add well under 0.1 ms to it)."""
     with open(image_path, "rb") as fh:
         raw = fh.read()
-    z = zlib.compress(raw, 9)
+    z = deflate_like_espstation(raw)
     inflate = zlib.decompressobj()
     sec_s = 10 / baud
+    cmd = costs["SIM_T_CMD_NS"]
+    reply_s = 12 * sec_s  # C0 + 8 header + 2 status bytes + C0 (value 0: nothing to escape)
     end_region = (offset + len(raw) + SECTOR - 1) // SECTOR * SECTOR
     erase_next, ptr = offset // SECTOR * SECTOR, offset
-    line_free, done_prev, acks, tx_total = 0.0, 0.0, [], 0
+    # FLASH_DEFL_BEGIN: 8 header + 16 data bytes; answered after the command time.
+    tx_total = slip_len(b"\0" * 24)
+    t = tx_total * sec_s + cmd + reply_s
+    blocks, proc_total = 0, 0.0
     for j in range(0, len(z), block):
         chunk = z[j:j + block]
         n_raw = len(inflate.decompress(chunk))
@@ -302,13 +347,8 @@ def model_write_bound(costs, image_path, offset, baud, block=0x4000, window=2):
             n_raw += len(inflate.flush())
         tx = slip_len(b"\0" * 24) + slip_len(chunk) - 2  # 8 + 16 header bytes, one frame
         tx_total += tx
-        k = len(acks)
-        start = max(line_free, acks[k - window] if k >= window else 0.0)
-        arrive = start + tx * sec_s
-        line_free = arrive
-        begin = max(arrive, done_prev)
-        acks.append(begin + costs["SIM_T_CMD_NS"] + 12 * sec_s)
-        cost = 0.0
+        t += tx * sec_s  # the block is on the line
+        cost = cmd
         end = ptr + n_raw
         while erase_next < end_region and erase_next < end:
             if erase_next % BLOCK == 0 and end_region - erase_next >= BLOCK:
@@ -319,9 +359,25 @@ def model_write_bound(costs, image_path, offset, baud, block=0x4000, window=2):
                 erase_next += SECTOR
         cost += n_raw / 1024 * costs["SIM_T_PROGRAM_KIB_NS"]
         ptr = end
-        done_prev = begin + costs["SIM_T_CMD_NS"] + cost
-    return {"write_s": done_prev, "line_s": tx_total * sec_s, "tx_bytes": tx_total,
-            "line_busy": tx_total * sec_s / done_prev, "zsize": len(z)}
+        proc_total += cost
+        blocks += 1
+        t += cost + reply_s  # handled, then answered; only then may the next block go out
+    # READ_REG (8 header + 4 data bytes), answered once the last block is in flash.
+    rr = slip_len(b"\0" * 12)
+    tx_total += rr
+    t += rr * sec_s + cmd + reply_s
+    line_s = tx_total * sec_s
+    return {"write_s": t, "line_s": line_s, "tx_bytes": tx_total, "line_busy": line_s / t,
+            "zsize": len(z), "blocks": blocks, "proc_s": proc_total / blocks, "reply_s": reply_s,
+            "idle_s": (t - line_s) / blocks}
+
+
+def station_env(extra):
+    """espstation's environment: the bench's, without a measurement switch the caller did not
+    ask for (an ESPSTATION_ROM_BAUD left in the shell would change every run), plus extra."""
+    env = {k: v for k, v in os.environ.items() if k != "ESPSTATION_ROM_BAUD"}
+    env.update(extra or {})
+    return env
 
 
 # ---- the two clients -------------------------------------------------------------------------
@@ -353,20 +409,22 @@ class Bench:
             paths.append(p)
         return paths
 
-    def station(self, label, chips, baud):
-        """espstation run on a fresh espsim with these boards; returns the run record."""
+    def station(self, label, chips, baud, env=None):
+        """espstation run on a fresh espsim with these boards; returns the run record. env: extra
+        environment variables for espstation (the measurement switch ESPSTATION_ROM_BAUD)."""
         d = self.newdir(f"station-{label}")
         profiles = self.profiles(d, chips, baud)
         sim = Espsim(self.exes["espsim"], chips, d, seed=self.seq)
         rec = {"client": "espstation", "label": label, "n": len(chips), "chips": list(chips),
-               "baud": baud, "loadavg": {"start": os.getloadavg()}}
+               "baud": baud, "env": env or {}, "loadavg": {"start": os.getloadavg()}}
         try:
             argv = [self.exes["espstation"], "run", *profiles]
             for b in sim.boards:
                 argv += ["--port", b["port"]]
             argv += ["--lines", "--reports", os.path.join(d, "reports")]
             with open(os.path.join(d, "espstation.log"), "wb") as out:
-                child = Child(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+                child = Child(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                              env=station_env(env))
                 rec["proc"] = child.wait()
         finally:
             rec["espsim"] = sim.stop()
@@ -398,7 +456,8 @@ class Bench:
                 b.update({
                     "chip": rep["chip"]["name"].lower() if rep.get("chip") else None,
                     "baud": rep["baud"], "loader": rep["loader"], "timings_ms": t,
-                    "wire": rep["wire"], "image_bytes": size, "write_s": write_s,
+                    "wire": rep["wire"], "retries": rep.get("retries"), "image_bytes": size,
+                    "write_s": write_s,
                     "open_to_verified_s": upto / 1000,
                 })
                 self.derive(b, rep["wire"]["write_tx_bytes"])
@@ -530,16 +589,22 @@ def board_of(rec):
     return ok[0] if ok else None
 
 
-def report(bench, per_board, scaling, peer_board, peer_many, costs, o):
+def baud_cell(b, baud):
+    """The baud of a row, with the rate the board ended up at when it fell back."""
+    got = b.get("baud")
+    return str(baud) if got in (None, baud) else f"{baud}->{got}"
+
+
+def report(bench, per_board, scaling, peer_board, peer_many, rom_keep, costs, o):
     out = []
     p = lambda s="": out.append(s)
     p(f"espstation bench: espsim --time-scale 1, {IMAGE_SIZE >> 20} MiB MicroPython-like image "
       f"(mkimage seed 1), ESP8266 @0x0, ESP32 @0x1000, dio/40m/detect, erase none, verify md5")
     p(f"tree {o.commit}; machine: {os.cpu_count()} CPUs; espsim started per run by the bench "
-      f"(fresh flash)")
+      f"(fresh flash); stub: esp-flasher-stub (one frame buffer, one block in flight)")
     p()
     p("1. Per board (one board, one espsim; open->verified = sum of timings_ms up to and "
-      "including verify; esptool-js: port created -> MD5 verified)")
+      "including verify; esptool-js: port created -> MD5 verified; model bound: see 1a)")
     rows = []
     for chip in CHIPS:
         for baud in o.bauds:
@@ -549,19 +614,29 @@ def report(bench, per_board, scaling, peer_board, peer_many, costs, o):
                     continue
                 b = board_of(rec)
                 if b is None:
-                    rows.append([chip, baud, client, "FAILED", "-", "-", "-", "-", "-", "-", "-"])
+                    rows.append([chip, baud, client, "FAILED"] + ["-"] * 8)
                     continue
-                rows.append([chip, baud, client, f(b["write_s"]), f(b["rate_kbit_s"], "{:.0f}"),
-                             pct(b["line_busy"]), f(b["open_to_verified_s"]),
+                bound = b.get("model_bound")
+                rows.append([chip, baud_cell(b, baud), client, f(b["write_s"]),
+                             f(b["rate_kbit_s"], "{:.0f}"), pct(b["line_busy"]),
+                             f(b["open_to_verified_s"]), f(bound and bound["write_s"]),
                              f(rec["proc"]["wall_s"]), f(rec["proc"]["cpu_s"], "{:.3f}"),
                              f(rec["proc"]["maxrss_kib"] / 1024, "{:.1f}"),
                              pct(rec["espsim_cpu_share"])])
     p(table(["chip", "baud", "client", "write s", "kbit/s", "line busy", "open->verified s",
-             "process wall s", "CPU s", "peak RSS MiB", "espsim CPU"], rows))
+             "model bound write s", "process wall s", "CPU s", "peak RSS MiB", "espsim CPU"],
+            rows))
+    for chip in CHIPS:
+        for baud in o.bauds:
+            rec = per_board.get((chip, baud))
+            b = rec and board_of(rec)
+            if b and any((b.get("retries") or {}).values()):
+                p(f"   note: espstation {chip} @{baud} retried: {b['retries']}")
     p()
-    p("   espsim's flash model (tools/sim/model.h) vs the line, for the espstation runs. 'bound':")
-    p("   the shortest write the model allows with the stub's pipeline and 2 blocks in flight")
-    p("   (simulated by the bench from the image, see model_write_bound), and its line busy:")
+    p("1a. espsim's flash model (tools/sim/model.h) vs the line, for the espstation runs. 'bound':")
+    p("   the shortest write the model allows with the single-buffer stub and one block in flight")
+    p("   (send a block, the stub decompresses, erases and programs it, then replies; then the")
+    p("   next block: simulated by the bench from the image, see model_write_bound)")
     rows = []
     for chip in CHIPS:
         erase, program = flash_model_seconds(costs, ADDRESS[chip], IMAGE_SIZE)
@@ -571,32 +646,111 @@ def report(bench, per_board, scaling, peer_board, peer_many, costs, o):
             if not b:
                 continue
             bound = b["model_bound"]
-            line = b["write_tx_bytes"] / (baud / 10)
-            rows.append([chip, baud, f(line), f(erase), f(program), f(erase + program),
+            line = b["write_tx_bytes"] / (b["baud"] / 10)
+            rows.append([chip, baud_cell(b, baud), b["write_tx_bytes"], bound["tx_bytes"],
+                         f(line), f(erase), f(program), f(erase + program),
                          f(bound["write_s"]), pct(bound["line_busy"]), f(b["write_s"]),
                          pct(b["line_busy"]), f(b["write_s"] - bound["write_s"])])
-    p(table(["chip", "baud", "line s", "erase s", "program s", "flash s", "bound write s",
-             "bound busy", "write s", "busy", "over bound s"], rows))
+    p(table(["chip", "baud", "tx bytes", "model tx bytes", "line s", "erase s", "program s",
+             "flash s", "bound write s", "bound busy", "write s", "busy", "over bound s"], rows))
+    p()
+    p("1b. Line idle per data block (host->board line carrying nothing), espstation runs. model:")
+    p("   what the single-buffer stub imposes = handling (command + erase + program) + its reply")
+    p("   on the line, mean per block (bound write - bound line) / blocks; measured: (write s -")
+    p("   line s of the bytes sent) / blocks; host gap = measured - model: what the host, its")
+    p("   pty and espsim's scheduling add between a reply and the next block")
+    rows = []
+    for chip in CHIPS:
+        for baud in o.bauds:
+            rec = per_board.get((chip, baud))
+            b = rec and board_of(rec)
+            if not b or "idle" not in b:
+                continue
+            i = b["idle"]
+            rows.append([chip, baud_cell(b, baud), i["blocks"], f(i["model_proc_s"] * 1e3),
+                         f(i["model_reply_s"] * 1e3, "{:.3f}"), f(i["model_idle_s"] * 1e3),
+                         f(i["measured_idle_s"] * 1e3), f(i["host_gap_s"] * 1e3),
+                         f(i["host_gap_s"] * i["blocks"], "{:.3f}")])
+    p(table(["chip", "baud", "blocks", "model handling ms/block", "model reply ms",
+             "model idle ms/block", "measured idle ms/block", "host gap ms/block",
+             "host gap s total"], rows))
+    p()
+    p("1c. Speed candidates, each measured (gain = time saved)")
+    rows = []
+    for baud, krec in sorted(rom_keep.items()):
+        rec = per_board.get(("esp32", baud))
+        a, k = rec and board_of(rec), board_of(krec)
+        if not (a and k):
+            rows.append([baud, "FAILED"] + ["-"] * 7)
+            continue
+        ta, tk = a["timings_ms"], k["timings_ms"]
+        rows.append([baud_cell(a, baud), f(k["open_to_verified_s"]), f(a["open_to_verified_s"]),
+                     f(k["open_to_verified_s"] - a["open_to_verified_s"]),
+                     f((tk.get("stub") or 0) / 1e3), f((ta.get("stub") or 0) / 1e3),
+                     f((tk.get("baud") or 0) / 1e3), f((ta.get("baud") or 0) / 1e3),
+                     f(k["write_s"] - a["write_s"])])
+    if rows:
+        p("   (a) ESP32: raise the rate in the ROM before the stub upload (default) vs upload at "
+          "115200")
+        p("       (ESPSTATION_ROM_BAUD=keep); one board each")
+        p(table(["flash_baud", "open->verified keep s", "raised s", "gain s", "stub phase keep s",
+                 "raised s", "baud phase keep s", "raised s", "write keep - raised s"], rows))
+    lo, hi = 921600, 2000000
+    rows = []
+    for chip in CHIPS:
+        rl, rh = per_board.get((chip, lo)), per_board.get((chip, hi))
+        bl, bh = rl and board_of(rl), rh and board_of(rh)
+        if not (bl and bh):
+            continue
+        rows.append([chip, f(bl["write_s"]), f(bh["write_s"]), f(bl["write_s"] - bh["write_s"]),
+                     f(bl["open_to_verified_s"]), f(bh["open_to_verified_s"]),
+                     f(bl["open_to_verified_s"] - bh["open_to_verified_s"]),
+                     f(bl["model_bound"]["write_s"] - bh["model_bound"]["write_s"])])
+    if rows:
+        p(f"   (b) flash_baud {hi} vs {lo}, one board")
+        p(table(["chip", f"write @{lo} s", f"@{hi} s", "gain s", f"open->verified @{lo} s",
+                 f"@{hi} s", "gain s", "model bound gain s"], rows))
+    rows = []
+    for chip in CHIPS:
+        row = [chip]
+        for baud in o.bauds:
+            rec = per_board.get((chip, baud))
+            b = rec and board_of(rec)
+            i = b and b.get("idle")
+            row.append("-" if not i else f"{i['host_gap_s'] * 1e3:.1f} ms x {i['blocks']} = "
+                       f"{i['host_gap_s'] * i['blocks']:.2f} s ({pct(i['host_gap_s'] * i['blocks'] / b['write_s'])})")
+        rows.append(row)
+    p("   (c) host gap per block (1b): at most what a host that sent the next block the moment")
+    p("       the reply ended could save (share of the write phase)")
+    p(table(["chip", *[f"@{bd}" for bd in o.bauds]], rows))
     p()
 
-    base = None
-    one = [per_board.get((c, o.scale_baud)) for c in CHIPS]
-    if all(r and r["passed"] == r["n"] for r in one):
-        base = max(r["proc"]["wall_s"] for r in one)
-    p(f"2. Scaling at {o.scale_baud} baud, half ESP8266 + half ESP32 (N=1: the slower of the two "
-      f"single-board runs above, {f(base)} s); wall = espstation process start to exit")
-    rows = []
-    for n, rec in sorted(scaling.items()):
-        wall = rec["proc"]["wall_s"]
-        rows.append([n, f"{rec['passed']}/{rec['n']}", f(wall), f(wall / base, "{:.3f}") if base else "-",
-                     f(rec.get("open_to_verified_mean_s")), f(rec.get("open_to_verified_max_s")),
-                     f(rec["proc"]["cpu_s"], "{:.3f}"), f(rec["proc"]["cpu_s"] / n, "{:.4f}"),
-                     f(rec["proc"]["maxrss_kib"] / 1024, "{:.1f}"), f(rec["espsim"]["cpu_s"]),
-                     pct(rec["espsim_cpu_share"])])
-    p(table(["N", "passed", "wall s", "ratio to N=1", "open->verified mean s", "max s",
-             "station CPU s", "CPU s/board", "station peak RSS MiB", "espsim CPU s",
-             "espsim CPU/wall"], rows))
-    p()
+    def single_base(baud):
+        one = [per_board.get((c, baud)) for c in CHIPS]
+        if all(r and r["passed"] == r["n"] for r in one):
+            return max(r["proc"]["wall_s"] for r in one)
+        return None
+
+    for k, sbaud in enumerate(o.scale_bauds):
+        base = single_base(sbaud)
+        p(f"2{'abcdefgh'[k]}. Scaling at {sbaud} baud, half ESP8266 + half ESP32 (N=1: the slower "
+          f"of the two single-board runs above, {f(base)} s); wall = espstation process start to "
+          f"exit")
+        rows = []
+        for n, rec in sorted(scaling.get(sbaud, {}).items()):
+            wall = rec["proc"]["wall_s"]
+            rows.append([n, f"{rec['passed']}/{rec['n']}", f(wall),
+                         f(wall / base, "{:.3f}") if base else "-",
+                         f(rec.get("open_to_verified_mean_s")), f(rec.get("open_to_verified_max_s")),
+                         f(rec["proc"]["cpu_s"], "{:.3f}"), f(rec["proc"]["cpu_s"] / n, "{:.4f}"),
+                         f(rec["proc"]["maxrss_kib"] / 1024, "{:.1f}"), f(rec["espsim"]["cpu_s"]),
+                         pct(rec["espsim_cpu_share"])])
+        p(table(["N", "passed", "wall s", "ratio to N=1", "open->verified mean s", "max s",
+                 "station CPU s", "CPU s/board", "station peak RSS MiB", "espsim CPU s",
+                 "espsim CPU/wall"], rows))
+        p()
+    base = single_base(o.scale_baud)
+    scaling = scaling.get(o.scale_baud, {})  # the peer and the targets: at scale_baud
 
     if bench.baseline:
         p(f"   espstation peak RSS doing no flashing: --version "
@@ -659,13 +813,14 @@ def report(bench, per_board, scaling, peer_board, peer_many, costs, o):
         low, (chip, baud) = min(busy)
         erase, program = flash_model_seconds(costs, ADDRESS[chip], IMAGE_SIZE)
         b = board_of(per_board[(chip, baud)])
-        line = b["write_tx_bytes"] / (baud / 10)
+        line = b["write_tx_bytes"] / (b["baud"] / 10)
         bound = b["model_bound"]
         first = (BLOCK - ADDRESS[chip] % BLOCK) % BLOCK
         why = (f"espsim's flash model itself caps {chip} @{baud} at {pct(bound['line_busy'])} "
-               f"(bound {bound['write_s']:.2f} s, measured {b['write_s']:.2f} s): erase "
-               f"{erase:.2f} s + program {program:.2f} s run alongside {line:.2f} s of line, and "
-               f"the stub holds 2 blocks, so the line waits whenever the flash falls behind")
+               f"(bound {bound['write_s']:.2f} s, measured {b['write_s']:.2f} s): the stub "
+               f"espstation ships answers a block only after erasing and programming it, so the "
+               f"line idles {bound['idle_s'] * 1e3:.0f} ms per block ({bound['blocks']} blocks: "
+               f"erase {erase:.2f} s + program {program:.2f} s) on top of {line:.2f} s of line")
         if first:
             why += (f"; the image starts {first // 1024} KiB before a 64 KiB boundary, so its "
                     f"first {first // SECTOR} sectors are erased one by one "
@@ -722,10 +877,17 @@ def parse_args(argv):
     ap.add_argument("build", nargs="?", default=os.path.join(REPO, "build", "release"),
                     help="CMake build directory (default build/release; built if missing)")
     ap.add_argument("--quick", action="store_true",
-                    help="reduced matrix: 921600 only, N = 1 and 8, peer at 921600 and N = 8")
+                    help="reduced matrix: 921600 and 2000000 per board, N = 8 at 921600, peer "
+                    "per board and at N = 8")
     ap.add_argument("--out", help="JSON file for the raw numbers (default BUILD/bench.json)")
-    ap.add_argument("--bauds", help="per-board bauds (default 115200,460800,921600)")
-    ap.add_argument("--counts", help="board counts for scaling (default 8,16,32,64)")
+    ap.add_argument("--bauds", help="per-board bauds (default 115200,460800,921600,2000000)")
+    ap.add_argument("--counts", help="board counts for scaling (default 8,16,32,64; '' for none)")
+    ap.add_argument("--scale-bauds",
+                    help="bauds of the scaling runs (default 921600,2000000; quick: 921600); the "
+                    "peer and the targets use 921600 (else the first)")
+    ap.add_argument("--rom-keep-bauds",
+                    help="per-board ESP32 bauds also run with ESPSTATION_ROM_BAUD=keep (default "
+                    "921600,2000000, where in --bauds; '' for none)")
     ap.add_argument("--peer-bauds", help="per-board bauds for esptool-js (default: --bauds)")
     ap.add_argument("--peer-counts",
                     help="board counts for the parallel esptool-js runs (default 32,64; quick: 8)")
@@ -734,17 +896,77 @@ def parse_args(argv):
     ap.add_argument("--node", default=shutil.which("node") or "node")
     o = ap.parse_args(argv)
     ints = lambda s: [int(x) for x in s.split(",") if x]
-    o.bauds = ints(o.bauds) if o.bauds else ([921600] if o.quick else [115200, 460800, 921600])
-    o.counts = ints(o.counts) if o.counts else ([8] if o.quick else [8, 16, 32, 64])
-    o.peer_bauds = ints(o.peer_bauds) if o.peer_bauds else o.bauds
-    o.scale_baud = 921600
-    if o.scale_baud not in o.bauds:
-        o.bauds.append(o.scale_baud)
+    o.bauds = (ints(o.bauds) if o.bauds else
+               ([921600, 2000000] if o.quick else [115200, 460800, 921600, 2000000]))
+    o.counts = ints(o.counts) if o.counts is not None else ([8] if o.quick else [8, 16, 32, 64])
+    o.scale_bauds = (ints(o.scale_bauds) if o.scale_bauds else
+                     ([921600] if o.quick else [921600, 2000000]))
+    o.scale_baud = 921600 if 921600 in o.scale_bauds else o.scale_bauds[0]
+    o.peer_bauds = ints(o.peer_bauds) if o.peer_bauds is not None else list(o.bauds)
     o.peer_counts = (ints(o.peer_counts) if o.peer_counts is not None
                      else ([8] if o.quick else [32, 64]))
+    if o.no_peer:
+        o.peer_bauds, o.peer_counts = [], []
+    if not o.counts and not o.peer_counts:
+        o.scale_bauds = []
+    elif not o.counts:
+        o.scale_bauds = [o.scale_baud]
+    for b in o.scale_bauds:  # N = 1 of the scaling table
+        if b not in o.bauds:
+            o.bauds.append(b)
+    o.rom_keep_bauds = [b for b in (ints(o.rom_keep_bauds) if o.rom_keep_bauds is not None
+                                    else [921600, 2000000]) if b in o.bauds]
     o.build = os.path.abspath(o.build)
     o.out = o.out or os.path.join(o.build, "bench.json")
     return o
+
+
+def add_model(costs, bench, rec):
+    """The model bound (model_write_bound) and the line idle per block of every board that
+    passed in a per-board espstation run, at the rate the board really used."""
+    for b in rec["boards"]:
+        if b["result"] != "pass" or not b.get("write_s"):
+            continue
+        bound = model_write_bound(costs, bench.images[b["chip"]]["path"], ADDRESS[b["chip"]],
+                                  b["baud"])
+        b["model_bound"] = bound
+        measured = (b["write_s"] - b["write_tx_bytes"] * 10 / b["baud"]) / bound["blocks"]
+        b["idle"] = {"blocks": bound["blocks"], "model_proc_s": bound["proc_s"],
+                     "model_reply_s": bound["reply_s"], "model_idle_s": bound["idle_s"],
+                     "measured_idle_s": measured, "host_gap_s": measured - bound["idle_s"]}
+
+
+def summary(per_board, rom_keep, scaling, o):
+    """The derived figures of the tables, keyed for a reader of the JSON (times in s)."""
+    per, keep = [], []
+    for (chip, baud), rec in sorted(per_board.items(), key=lambda kv: (CHIPS.index(kv[0][0]),
+                                                                          kv[0][1])):
+        b = board_of(rec)
+        if not b:
+            per.append({"chip": chip, "baud": baud, "passed": False})
+            continue
+        per.append({"chip": chip, "baud": baud, "passed": True, "final_baud": b["baud"],
+                    "write_s": b["write_s"], "rate_kbit_s": b["rate_kbit_s"],
+                    "line_busy": b["line_busy"], "open_to_verified_s": b["open_to_verified_s"],
+                    "model_bound_write_s": b["model_bound"]["write_s"],
+                    "model_bound_line_busy": b["model_bound"]["line_busy"], "idle": b["idle"],
+                    "timings_ms": b["timings_ms"]})
+    for baud, krec in sorted(rom_keep.items()):
+        a, k = board_of(per_board[("esp32", baud)]), board_of(krec)
+        keep.append({"baud": baud, "passed": bool(a and k)})
+        if a and k:
+            keep[-1].update({
+                "open_to_verified_s": {"raised": a["open_to_verified_s"],
+                                       "keep": k["open_to_verified_s"]},
+                "stub_s": {"raised": (a["timings_ms"].get("stub") or 0) / 1e3,
+                           "keep": (k["timings_ms"].get("stub") or 0) / 1e3},
+                "baud_s": {"raised": (a["timings_ms"].get("baud") or 0) / 1e3,
+                           "keep": (k["timings_ms"].get("baud") or 0) / 1e3},
+                "gain_s": k["open_to_verified_s"] - a["open_to_verified_s"]})
+    walls = {str(sb): {str(n): r["proc"]["wall_s"] for n, r in sorted(runs.items())}
+             for sb, runs in scaling.items()}
+    return {"per_board": per, "rom_raise": keep, "scaling_wall_s": walls,
+            "scale_baud": o.scale_baud}
 
 
 def mixed(n):
@@ -764,7 +986,7 @@ def main(argv):
     Child.ru_dir = work
     Child.launcher = build_launcher(work)
     bench = Bench(o, exes, work)
-    per_board, peer_board, scaling, peer_many = {}, {}, {}, {}
+    per_board, peer_board, scaling, peer_many, rom_keep = {}, {}, {}, {}, {}
     try:
         for chip in CHIPS:
             path = os.path.join(work, f"{chip}.bin")
@@ -773,19 +995,27 @@ def main(argv):
             for baud in o.bauds:
                 rec = bench.station(f"{chip}-{baud}", [chip], baud)
                 per_board[(chip, baud)] = rec
-                for b in rec["boards"]:
-                    b["model_bound"] = model_write_bound(costs, bench.images[chip]["path"],
-                                                         ADDRESS[chip], baud)
-                if not o.no_peer and baud in o.peer_bauds:
+                add_model(costs, bench, rec)
+                if chip == "esp32" and baud in o.rom_keep_bauds:
+                    # Right after the default run, so both see the same machine load.
+                    rec = bench.station(f"{chip}-{baud}-romkeep", [chip], baud,
+                                        env={"ESPSTATION_ROM_BAUD": "keep"})
+                    rom_keep[baud] = rec
+                    add_model(costs, bench, rec)
+                if baud in o.peer_bauds:
                     peer_board[(chip, baud)] = bench.peer(f"{chip}-{baud}", [chip], baud)
         bench.baseline = baseline_rss(exes["espstation"], bench)
-        for n in o.counts:
-            scaling[n] = bench.station(f"n{n}", mixed(n), o.scale_baud)
-        for n in [] if o.no_peer else o.peer_counts:
-            if n not in scaling:
-                scaling[n] = bench.station(f"n{n}", mixed(n), o.scale_baud)
-            peer_many[n] = bench.peer(f"n{n}", mixed(n), o.scale_baud)
-        text, results = report(bench, per_board, scaling, peer_board, peer_many, costs, o)
+        for sbaud in o.scale_bauds:
+            runs = scaling.setdefault(sbaud, {})
+            counts = list(o.counts)
+            if sbaud == o.scale_baud:
+                counts += [n for n in o.peer_counts if n not in counts]
+            for n in counts:
+                runs[n] = bench.station(f"n{n}-{sbaud}", mixed(n), sbaud)
+        for n in o.peer_counts:
+            peer_many[n] = bench.peer(f"n{n}-{o.scale_baud}", mixed(n), o.scale_baud)
+        text, results = report(bench, per_board, scaling, peer_board, peer_many, rom_keep, costs,
+                               o)
         elapsed = time.monotonic() - t_start
         print()
         print(text)
@@ -798,7 +1028,9 @@ def main(argv):
             json.dump({"command": [sys.argv[0], *argv], "commit": o.commit, "elapsed_s": elapsed,
                        "cpus": os.cpu_count(), "image_size": IMAGE_SIZE, "model": costs,
                        "targets_met": sum(results), "targets": len(results),
-                       "failures": bench.failures, "runs": bench.runs, "table": text},
+                       "failures": bench.failures,
+                       "summary": summary(per_board, rom_keep, scaling, o),
+                       "runs": bench.runs, "table": text},
                       fh, indent=1)
         return 1 if bench.failures else 0
     finally:
