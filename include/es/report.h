@@ -38,6 +38,18 @@ void report_format_utc(int64_t unix_ms, char out[REPORT_UTC_LEN]);
  * path "reports_root/run-id" into out_dir. Returns 0, or ES_REPORT naming the failing call. */
 int report_run_dir_create(const char *reports_root, char *out_dir, size_t cap, struct es_err *err);
 
+/* What one board needs in the reports directory (its report, its journal lines, run.json's
+ * line) with room to spare, and what a run needs besides. For report_dir_preflight's need. */
+#define REPORT_ROOM_PER_BOARD (64u * 1024u)
+#define REPORT_ROOM_BASE      (1024u * 1024u)
+
+/* Before any board is touched: creates reports_root (and its parents) if needed, creates,
+ * writes, fsyncs and removes a small file in it, and checks that its file system has need_bytes
+ * free (and some inodes). Catches a read-only, missing-and-uncreatable or full directory, a path
+ * that is a file, and a tiny file size limit (the probe fails with EFBIG where SIGXFSZ is
+ * ignored). Returns 0, or ES_REPORT with a message that names the directory and what to do. */
+int report_dir_preflight(const char *reports_root, uint64_t need_bytes, struct es_err *err);
+
 /* One image as flashed (or not) on one board. Strings are borrowed. */
 struct report_image {
     uint32_t offset;

@@ -35,12 +35,18 @@ struct station_config {
 
 struct station_result {
     size_t passed, failed, interrupted;
+    size_t reports_lost; /* boards whose report could not be written (named on stderr) */
+    int journal_lost;    /* the journal stopped before the end (disk full, file size limit) */
+    int summary_lost;    /* run.json could not be written */
     char run_dir[4096];
 };
 
 /* Runs every board to the end and writes the reports. Returns 0 when the run happened (look at
- * res for the boards' results), or a negative code when it could not start (no ports, espsim
- * did not start, the reports directory cannot be created, no stub): then no board was touched. */
+ * res for the boards' results, and for what could not be recorded: a run with a lost report,
+ * journal or run.json has failed whatever the boards did), or a negative code when it could not
+ * start: ES_USAGE (no ports, one board twice), ES_REPORT (the reports directory is not
+ * writable, is not a directory or has no room), ES_STUB, ES_IO (espsim did not start). Then no
+ * board was touched. SIGINT, SIGTERM and SIGHUP stop the boards as interrupted. */
 int station_run(const struct station_config *cfg, struct station_result *res, struct es_err *err);
 
 #endif

@@ -349,12 +349,20 @@ static int cmd_run(const struct options *o, enum session_mode mode)
     cfg.timeout_scale = o->timeout_scale;
     if (station_run(&cfg, &res, &err) < 0) {
         fprintf(stderr, "espstation: %s\n", err.msg);
-        status = err.code == ES_USAGE || err.code == ES_STUB ? EXIT_BADINPUT : EXIT_FAILED;
+        /* Nothing was touched: the command line, the profile or the reports directory is
+         * wrong. */
+        status = err.code == ES_USAGE || err.code == ES_STUB || err.code == ES_REPORT
+                     ? EXIT_BADINPUT
+                     : EXIT_FAILED;
         goto out;
     }
     if (o->output != STATION_OUTPUT_JSON)
         printf("reports: %s\n", res.run_dir);
-    status = res.failed == 0 && res.interrupted == 0 ? EXIT_PASS : EXIT_FAILED;
+    /* A run whose record is incomplete has failed, whatever the boards did. */
+    status = res.failed == 0 && res.interrupted == 0 && res.reports_lost == 0 &&
+                     !res.journal_lost && !res.summary_lost
+                 ? EXIT_PASS
+                 : EXIT_FAILED;
 out:
     for (size_t i = 0; i < o->n_profiles; i++)
         profile_free(profiles[i]);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -118,7 +119,83 @@ static int make_dirs(const char *path, struct es_err *err)
     if (stat(path, &st) < 0)
         return es_fail(err, ES_REPORT, "stat %s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return es_fail(err, ES_REPORT, "reports directory %s exists but is not a directory", path);
+        return es_fail(err, ES_REPORT, "%s exists but is not a directory", path);
+    return 0;
+}
+
+/* What the probe writes: one block, enough to meet a small file size limit or a read-only
+ * mount, too small to matter on any disk. */
+#define PROBE_BYTES 512
+
+/* Creates, writes, fsyncs and removes one small file in dir: the calls a report makes. */
+static int probe_write(const char *dir, struct es_err *err)
+{
+    static const char zeros[PROBE_BYTES];
+    char path[PATH_CAP];
+    int fd, n, rc = 0;
+    ssize_t w;
+
+    n = snprintf(path, sizeof(path), "%s/.espstation-probe-%ld", dir, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return es_fail(err, ES_REPORT, "reports directory %s: its path is too long", dir);
+    unlink(path); /* left by a station of the same pid that was killed */
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return es_fail(err, ES_REPORT,
+                       "reports directory %s is not writable: create %s: %s; give a writable "
+                       "directory with --reports or the profile's reports:",
+                       dir, path, strerror(errno));
+    for (size_t done = 0; done < sizeof(zeros); done += (size_t)w) {
+        w = write(fd, zeros + done, sizeof(zeros) - done);
+        if (w < 0 && errno == EINTR) {
+            w = 0;
+            continue;
+        }
+        if (w <= 0) { /* the second write of a short one names the cause (ENOSPC, EFBIG) */
+            rc = es_fail(err, ES_REPORT,
+                         "reports directory %s cannot take a report: write %s: %s; free space, "
+                         "raise the file size limit, or give another directory with --reports",
+                         dir, path, w < 0 ? strerror(errno) : "nothing written");
+            break;
+        }
+    }
+    if (rc == 0 && fsync(fd) < 0)
+        rc = es_fail(err, ES_REPORT, "reports directory %s cannot take a report: fsync %s: %s", dir,
+                     path, strerror(errno));
+    close(fd);
+    unlink(path);
+    return rc;
+}
+
+int report_dir_preflight(const char *reports_root, uint64_t need_bytes, struct es_err *err)
+{
+    struct statvfs vfs;
+    uint64_t avail;
+    int rc;
+
+    rc = make_dirs(reports_root, err);
+    if (rc < 0)
+        return es_err_prefix(err, "reports directory %s cannot be used", reports_root);
+    rc = probe_write(reports_root, err);
+    if (rc < 0)
+        return rc;
+    if (statvfs(reports_root, &vfs) < 0)
+        return es_fail(err, ES_REPORT, "reports directory %s: statvfs: %s", reports_root,
+                       strerror(errno));
+    avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    if (avail < need_bytes)
+        return es_fail(err, ES_REPORT,
+                       "reports directory %s has %llu KiB free; this run needs at least %llu KiB "
+                       "for its reports and journal: free space or give another directory with "
+                       "--reports",
+                       reports_root, (unsigned long long)(avail / 1024),
+                       (unsigned long long)((need_bytes + 1023) / 1024));
+    /* f_files is 0 where the file system has no inode limit (btrfs, some tmpfs). */
+    if (vfs.f_files > 0 && vfs.f_favail < 64)
+        return es_fail(err, ES_REPORT,
+                       "reports directory %s has %llu free inodes; free some or give another "
+                       "directory with --reports",
+                       reports_root, (unsigned long long)vfs.f_favail);
     return 0;
 }
 

@@ -1,7 +1,8 @@
 /* The station: many sessions in one loop. It prepares what every board shares (stubs, patched
  * and compressed images), starts a session per port, passes session events on to the journal and
  * the live view, writes each board's report when its session ends, and stops cleanly on
- * SIGINT/SIGTERM so that every report is still written. */
+ * SIGINT/SIGTERM so that every report is still written. A report, journal line or run.json
+ * that cannot be written fails the run, and the operator is told which boards have no report. */
 #define _DEFAULT_SOURCE /* realpath, PATH_MAX */
 #include "es/station.h"
 
@@ -46,6 +47,7 @@ struct slot {
     struct session *session;
     int done;
     char report_file[256];
+    char *report_error; /* why no report was written (malloc'd), or NULL */
     struct report_run_slot summary;
 };
 
@@ -63,6 +65,8 @@ struct station {
     char run_dir[4096];
     struct journal journal;
     int journal_ok;
+    char *journal_error; /* the first journal write that failed (malloc'd), or NULL */
+    size_t reports_lost; /* boards whose report could not be written */
     uint64_t start_ns;
     int64_t start_ms;
     struct port_info *ports; /* the system's serial ports, for USB identities in reports */
@@ -289,6 +293,17 @@ static void payloads_free(struct station *st)
 
 /* ---- Journal, live view, reports ---- */
 
+/* The journal cannot be written any more (disk full, file size limit): say so once, keep what
+ * it holds (every line in it is whole), and fail the run. Reports are still written. */
+static void journal_failed(struct station *st, const struct es_err *err)
+{
+    fprintf(stderr, "espstation: %s; the journal stops here, every line before is whole\n",
+            err->msg);
+    st->journal_ok = 0;
+    if (st->journal_error == NULL)
+        st->journal_error = strdup(err->msg);
+}
+
 static void journal_event(struct station *st, struct slot *slot, const char *event, json_t *fields)
 {
     struct es_err err;
@@ -303,10 +318,8 @@ static void journal_event(struct station *st, struct slot *slot, const char *eve
         json_object_update(o, fields);
         json_decref(fields);
     }
-    if (st->journal_ok && journal_append(&st->journal, o, &err) < 0) {
-        fprintf(stderr, "espstation: %s\n", err.msg);
-        st->journal_ok = 0;
-    }
+    if (st->journal_ok && journal_append(&st->journal, o, &err) < 0)
+        journal_failed(st, &err);
     if (st->cfg->output == STATION_OUTPUT_JSON) {
         /* The journal's line shape on stdout too: "t" first. */
         char t[REPORT_UTC_LEN], *line;
@@ -405,22 +418,28 @@ static void on_done(struct session *s, void *arg)
     const struct report_device *rep = session_report(s);
     struct es_err err;
     char mac[18] = "";
+    int written;
 
-    if (report_write_device(st->run_dir, rep, slot->report_file, sizeof(slot->report_file), &err) <
-        0) {
-        fprintf(stderr, "espstation: slot %d (%s): %s\n", slot->index, slot->port, err.msg);
+    written = report_write_device(st->run_dir, rep, slot->report_file, sizeof(slot->report_file),
+                                  &err) == 0;
+    if (!written) {
+        fprintf(stderr, "espstation: slot %d (%s): no report: %s\n", slot->index, slot->port,
+                err.msg);
         slot->report_file[0] = '\0';
+        slot->report_error = strdup(err.msg);
+        st->reports_lost++;
     }
     if (rep->mac_valid)
         chip_format_mac(rep->mac, mac);
     journal_event(st, slot, "done",
-                  json_pack("{ss ss* ss* ss* ss}", "result", report_result_name(rep->result), "mac",
-                            rep->mac_valid ? mac : NULL, "error",
+                  json_pack("{ss ss* ss* ss* ss* ss*}", "result", report_result_name(rep->result),
+                            "mac", rep->mac_valid ? mac : NULL, "error",
                             rep->result == REPORT_PASS ? NULL : es_code_name(rep->error.code),
                             "message", rep->result == REPORT_PASS ? NULL : rep->error.msg, "report",
-                            slot->report_file));
+                            written ? slot->report_file : NULL, "report_error",
+                            written ? NULL : slot->report_error));
     if (st->journal_ok && journal_sync(&st->journal, &err) < 0)
-        fprintf(stderr, "espstation: %s\n", err.msg);
+        journal_failed(st, &err);
     if (!st->live && st->cfg->output != STATION_OUTPUT_JSON)
         ui_line(stdout, slot->index, slot->port, report_result_name(rep->result),
                 rep->result == REPORT_PASS ? mac : rep->error.msg);
@@ -540,12 +559,13 @@ static int start_sessions(struct station *st, char **ports, size_t n_ports, stru
     return 0;
 }
 
-static void write_run_summary(struct station *st, struct station_result *res)
+static int write_run_summary(struct station *st, struct station_result *res)
 {
     struct report_profile *profiles = calloc(st->cfg->n_profiles, sizeof(*profiles));
     struct report_run run = {0};
     struct report_run_slot *slots = calloc(st->n_slots ? st->n_slots : 1, sizeof(*slots));
     struct es_err err;
+    int rc;
 
     for (size_t i = 0; profiles != NULL && i < st->cfg->n_profiles; i++) {
         profiles[i].name = st->cfg->profiles[i]->name;
@@ -565,10 +585,43 @@ static void write_run_summary(struct station *st, struct station_result *res)
     run.end_ms = report_now_ms();
     run.slots = slots;
     run.n_slots = slots != NULL ? st->n_slots : 0;
-    if (report_write_run(st->run_dir, &run, &err) < 0)
-        fprintf(stderr, "espstation: %s\n", err.msg);
+    rc = report_write_run(st->run_dir, &run, &err);
+    if (rc < 0)
+        fprintf(stderr, "espstation: %s: no %s: %s\n", st->run_dir, REPORT_RUN_FILE, err.msg);
     free(profiles);
     free(slots);
+    return rc;
+}
+
+/* Tells the operator what the run could not record, and puts it in res. */
+static void report_losses(struct station *st, struct station_result *res, int summary_rc)
+{
+    res->reports_lost = st->reports_lost;
+    res->journal_lost = st->journal_error != NULL;
+    res->summary_lost = summary_rc < 0;
+    fflush(stdout); /* after the summary the operator has just read */
+    if (st->reports_lost > 0) {
+        const char *sep = "";
+
+        fprintf(stderr,
+                "espstation: RUN FAILED: %zu of %zu boards have no report:", st->reports_lost,
+                st->n_slots);
+
+        for (size_t i = 0; i < st->n_slots; i++) {
+            if (st->slots[i].report_error == NULL)
+                continue;
+            fprintf(stderr, "%s slot %d (%s, %s)", sep, st->slots[i].index, st->slots[i].port,
+                    report_result_name(st->slots[i].summary.result));
+            sep = ",";
+        }
+        fprintf(stderr, "\n");
+    }
+    if (st->journal_error != NULL)
+        fprintf(stderr, "espstation: RUN FAILED: the journal %s is incomplete: %s\n",
+                st->journal.path, st->journal_error);
+    if (summary_rc < 0)
+        fprintf(stderr, "espstation: RUN FAILED: %s/%s was not written\n", st->run_dir,
+                REPORT_RUN_FILE);
 }
 
 int station_run(const struct station_config *cfg, struct station_result *res, struct es_err *err)
@@ -578,7 +631,11 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
     size_t n_ports = cfg->n_ports;
     char **sim_ports = NULL;
     size_t n_sim = 0;
-    int rc;
+    struct es_err close_err;
+    int rc, summary_rc;
+
+    const char *reports_root =
+        cfg->reports_root != NULL ? cfg->reports_root : cfg->profiles[0]->reports;
 
     memset(&st, 0, sizeof(st));
     memset(res, 0, sizeof(*res));
@@ -586,8 +643,17 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
     st.start_ns = uv_hrtime();
     st.start_ms = report_now_ms();
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit then fails the write with EFBIG, which we report, instead of killing
+     * the station with no record. */
+    signal(SIGXFSZ, SIG_IGN);
 
     if ((rc = load_stubs(&st, err)) < 0)
+        goto out_stubs;
+    /* Before any board (or espsim) is touched: can the reports directory hold this run? */
+    rc = report_dir_preflight(
+        reports_root,
+        REPORT_ROOM_BASE + REPORT_ROOM_PER_BOARD * ((uint64_t)cfg->simulate + cfg->n_ports), err);
+    if (rc < 0)
         goto out_stubs;
     if (cfg->simulate > 0) {
         if ((rc = sim_start(&st, &sim_ports, &n_sim, err)) < 0)
@@ -606,14 +672,14 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
     /* One board twice (a port given twice, a symlink and its target) would fail both slots. */
     if ((rc = port_check_distinct(ports, n_ports, err)) < 0)
         goto out_sim;
-    rc = report_run_dir_create(cfg->reports_root != NULL ? cfg->reports_root
-                                                         : cfg->profiles[0]->reports,
-                               st.run_dir, sizeof(st.run_dir), err);
+    rc = report_run_dir_create(reports_root, st.run_dir, sizeof(st.run_dir), err);
     if (rc < 0)
         goto out_sim;
     snprintf(res->run_dir, sizeof(res->run_dir), "%s", st.run_dir);
-    if ((rc = journal_open(&st.journal, st.run_dir, err)) < 0)
+    if ((rc = journal_open(&st.journal, st.run_dir, err)) < 0) {
+        rmdir(st.run_dir); /* still empty: no board was touched */
         goto out_sim;
+    }
     st.journal_ok = 1;
 
     uv_loop_init(&st.loop);
@@ -651,14 +717,19 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
             free(rows);
         }
     }
-    write_run_summary(&st, res);
+    summary_rc = write_run_summary(&st, res);
     journal_event(&st, NULL, "run_end",
                   json_pack("{sI sI sI}", "passed", (json_int_t)res->passed, "failed",
                             (json_int_t)res->failed, "interrupted", (json_int_t)res->interrupted));
-    journal_close(&st.journal, NULL);
-    for (size_t i = 0; i < st.n_slots; i++)
+    if (journal_close(&st.journal, &close_err) < 0 && st.journal_ok)
+        journal_failed(&st, &close_err);
+    report_losses(&st, res, summary_rc);
+    for (size_t i = 0; i < st.n_slots; i++) {
         session_free(st.slots[i].session);
+        free(st.slots[i].report_error);
+    }
     free(st.slots);
+    free(st.journal_error);
 
 out_sim:
     sim_stop(&st);

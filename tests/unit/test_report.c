@@ -422,6 +422,45 @@ static void test_run_dir_under_regular_file(void **state)
     assert_int_equal(report_run_dir_create(root, out, sizeof(out), &err), -(int)ES_REPORT);
 }
 
+/* Issue 11 #1 and #12: before any board is touched, a reports directory that cannot be
+ * created, is a file, cannot take a file, or lacks room is refused, naming the directory. */
+static void test_dir_preflight(void **state)
+{
+    const char *dir = *state;
+    char root[4096], want[3 * 4096];
+    struct es_err err;
+    struct stat st;
+
+    snprintf(root, sizeof(root), "%s/site/reports", dir);
+    assert_int_equal(report_dir_preflight(root, 4096, &err), 0);
+    assert_int_equal(stat(root, &st), 0); /* created, and left empty: the probe is gone */
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(rmdir(root), 0);
+
+    assert_int_equal(report_dir_preflight(dir, UINT64_MAX / 2, &err), -(int)ES_REPORT);
+    snprintf(want, sizeof(want), "reports directory %s has ", dir);
+    assert_memory_equal(err.msg, want, strlen(want));
+    assert_non_null(strstr(err.msg, "KiB free; this run needs at least 9007199254740992 KiB for "
+                                    "its reports and journal: free space or give another "
+                                    "directory with --reports"));
+
+    assert_int_equal(es_atomic_write(dir, "plain", "x", 1, &err), 0);
+    snprintf(root, sizeof(root), "%s/plain", dir);
+    assert_int_equal(report_dir_preflight(root, 4096, &err), -(int)ES_REPORT);
+    snprintf(want, sizeof(want),
+             "reports directory %s cannot be used: %s exists but is not a directory", root, root);
+    assert_string_equal(err.msg, want);
+    snprintf(root, sizeof(root), "%s/plain/reports", dir);
+    assert_int_equal(report_dir_preflight(root, 4096, &err), -(int)ES_REPORT);
+    snprintf(want, sizeof(want), "reports directory %s cannot be used: mkdir %s: %s", root, root,
+             strerror(ENOTDIR));
+    assert_string_equal(err.msg, want);
+
+    /* /proc takes no files, even from root: a read-only place that chmod cannot fake. */
+    assert_int_equal(report_dir_preflight("/proc/self", 4096, &err), -(int)ES_REPORT);
+    assert_true(strncmp(err.msg, "reports directory /proc/self is not writable: create ", 53) == 0);
+}
+
 /* --- device reports --- */
 
 static const struct report_timing timings[] = {
@@ -1331,6 +1370,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_atomic_write_sigkill_leaves_old_or_new, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_run_dir_create, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_dir_preflight, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_run_dir_under_regular_file, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_device_round_trip, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_device_failed_without_mac, setup_dir, teardown_dir),
