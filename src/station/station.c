@@ -1,7 +1,7 @@
 /* The station: many sessions in one loop. It prepares what every board shares (stubs, patched
  * and compressed images), starts a session per port, passes session events on to the journal and
  * the live view, writes each board's report when its session ends, and stops cleanly on
- * SIGINT/SIGTERM so that every report is still written. A report, journal line or run.json
+ * SIGINT/SIGTERM/SIGHUP so that every report is still written. A report, journal line or run.json
  * that cannot be written fails the run, and the operator is told which boards have no report. */
 #define _DEFAULT_SOURCE /* realpath, PATH_MAX */
 #include "es/station.h"
@@ -54,7 +54,7 @@ struct slot {
 struct station {
     const struct station_config *cfg;
     uv_loop_t loop;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     uv_timer_t ui_timer;
     int live; /* drawing the live table */
     struct stub_image stubs[CHIP_MODEL_COUNT];
@@ -467,7 +467,9 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     st->stopping = 1;
     fprintf(stderr, "\nespstation: %s: stopping; every board's report is still written\n",
-            signum == SIGINT ? "SIGINT" : "SIGTERM");
+            signum == SIGINT   ? "SIGINT"
+            : signum == SIGHUP ? "SIGHUP"
+                               : "SIGTERM");
     for (size_t i = 0; i < st->n_slots; i++)
         if (st->slots[i].session != NULL && !st->slots[i].done)
             session_interrupt(st->slots[i].session);
@@ -481,6 +483,7 @@ static void stop_loop_handles(struct station *st)
     uv_close((uv_handle_t *)&st->ui_timer, NULL);
     uv_close((uv_handle_t *)&st->sigint, NULL);
     uv_close((uv_handle_t *)&st->sigterm, NULL);
+    uv_close((uv_handle_t *)&st->sighup, NULL);
 }
 
 /* ---- The run ---- */
@@ -685,9 +688,13 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
     uv_loop_init(&st.loop);
     uv_signal_init(&st.loop, &st.sigint);
     uv_signal_init(&st.loop, &st.sigterm);
-    st.sigint.data = st.sigterm.data = &st;
+    uv_signal_init(&st.loop, &st.sighup);
+    st.sigint.data = st.sigterm.data = st.sighup.data = &st;
     uv_signal_start(&st.sigint, on_signal, SIGINT);
     uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+    /* A closed terminal or SSH session (SIGHUP) stops the run like SIGTERM: every report is
+     * still written. */
+    uv_signal_start(&st.sighup, on_signal, SIGHUP);
     uv_timer_init(&st.loop, &st.ui_timer);
     st.live = cfg->output == STATION_OUTPUT_AUTO && isatty(STDOUT_FILENO);
     if (st.live)
