@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "es/port.h"
 #include "es/profile.h"
@@ -390,10 +391,27 @@ static int cmd_check(const struct options *o)
     return status;
 }
 
+/* Raises the soft limit on open files to the hard one. Every board holds a tty and a reset
+ * socket, so a bench of a few hundred boards passes the usual soft limit of 1024, and a slot
+ * that cannot open its port fails (issue 11 #13). Where the hard limit is lower still, those
+ * slots fail with a report that says so. */
+static void raise_open_files_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct options o = {0};
     int status;
+
+    /* As many open files as the system allows this user: one tty and one socket per board. */
+    raise_open_files_limit();
 
     /* The subcommand comes first, as in git. */
     if (argc < 2) {

@@ -179,8 +179,13 @@ int port_ctl_open(struct port *p, const char *path, struct es_err *err)
     /* Non-blocking from the start: a Unix connect either completes at once or fails with
      * EAGAIN when the listener's backlog is full, so open never waits on a hung simulator. */
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return es_fail(err, ES_PORT_OPEN, "port %s: socket(AF_UNIX): %s", p->name, strerror(errno));
+    if (fd < 0) {
+        int e = errno;
+
+        return es_fail(err, ES_PORT_OPEN, "port %s: socket(AF_UNIX): %s%s%s", p->name, strerror(e),
+                       e == EMFILE || e == ENFILE ? "; " : "",
+                       e == EMFILE || e == ENFILE ? OPEN_FILES_HINT : "");
+    }
     if (connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) < 0) {
         int e = errno;
 

@@ -82,6 +82,11 @@ struct port {
     uint8_t rbuf[4096];
 };
 
+/* Advice for EMFILE/ENFILE: every board holds a tty and a reset socket. */
+#define OPEN_FILES_HINT                                                                            \
+    "too many open files: raise the hard limit (ulimit -Hn, or LimitNOFILE= for a service) or "    \
+    "flash fewer boards at once"
+
 /* port.c */
 int outq_push(struct outq *q, const uint8_t *data, size_t n);
 void outq_consume(struct outq *q, size_t n);

@@ -251,7 +251,8 @@ static int open_termios(struct port *p, uint32_t baud, struct es_err *err)
         return es_fail(err, ES_PORT_OPEN, "open %s: %s; %s", p->name, strerror(e),
                        e == EACCES   ? "add the user to group dialout"
                        : e == ENOENT ? "check the name ('espstation ports' lists serial ports)"
-                                     : "check the port");
+                       : e == EMFILE || e == ENFILE ? OPEN_FILES_HINT
+                                                    : "check the port");
     }
     if (tcgetattr(p->fd, &t) < 0) {
         e = errno;

@@ -7,6 +7,7 @@
 #include "es/station.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
@@ -67,6 +68,7 @@ struct station {
     int journal_ok;
     char *journal_error; /* the first journal write that failed (malloc'd), or NULL */
     size_t reports_lost; /* boards whose report could not be written */
+    int spare_fd;        /* held back so a report can be written at the fd limit; -1: none */
     uint64_t start_ns;
     int64_t start_ms;
     struct port_info *ports; /* the system's serial ports, for USB identities in reports */
@@ -304,6 +306,22 @@ static void journal_failed(struct station *st, const struct es_err *err)
         st->journal_error = strdup(err->msg);
 }
 
+/* The spare descriptor: released just before a report is written and taken back after, so a
+ * board that failed to open because the process ran out of descriptors still gets its report
+ * (issue 11 #13). */
+static void spare_release(struct station *st)
+{
+    if (st->spare_fd >= 0)
+        close(st->spare_fd);
+    st->spare_fd = -1;
+}
+
+static void spare_take(struct station *st)
+{
+    if (st->spare_fd < 0)
+        st->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 static void journal_event(struct station *st, struct slot *slot, const char *event, json_t *fields)
 {
     struct es_err err;
@@ -420,6 +438,7 @@ static void on_done(struct session *s, void *arg)
     char mac[18] = "";
     int written;
 
+    spare_release(st);
     written = report_write_device(st->run_dir, rep, slot->report_file, sizeof(slot->report_file),
                                   &err) == 0;
     if (!written) {
@@ -440,6 +459,7 @@ static void on_done(struct session *s, void *arg)
                             written ? NULL : slot->report_error));
     if (st->journal_ok && journal_sync(&st->journal, &err) < 0)
         journal_failed(st, &err);
+    spare_take(st);
     if (!st->live && st->cfg->output != STATION_OUTPUT_JSON)
         ui_line(stdout, slot->index, slot->port, report_result_name(rep->result),
                 rep->result == REPORT_PASS ? mac : rep->error.msg);
@@ -588,9 +608,11 @@ static int write_run_summary(struct station *st, struct station_result *res)
     run.end_ms = report_now_ms();
     run.slots = slots;
     run.n_slots = slots != NULL ? st->n_slots : 0;
+    spare_release(st);
     rc = report_write_run(st->run_dir, &run, &err);
     if (rc < 0)
         fprintf(stderr, "espstation: %s: no %s: %s\n", st->run_dir, REPORT_RUN_FILE, err.msg);
+    spare_take(st);
     free(profiles);
     free(slots);
     return rc;
@@ -643,6 +665,7 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
     memset(&st, 0, sizeof(st));
     memset(res, 0, sizeof(*res));
     st.cfg = cfg;
+    st.spare_fd = -1;
     st.start_ns = uv_hrtime();
     st.start_ms = report_now_ms();
     signal(SIGPIPE, SIG_IGN);
@@ -684,6 +707,7 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
         goto out_sim;
     }
     st.journal_ok = 1;
+    spare_take(&st);
 
     uv_loop_init(&st.loop);
     uv_signal_init(&st.loop, &st.sigint);
@@ -737,6 +761,7 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
     }
     free(st.slots);
     free(st.journal_error);
+    spare_release(&st);
 
 out_sim:
     sim_stop(&st);
