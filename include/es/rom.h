@@ -35,6 +35,21 @@ enum rom_op {
     ROM_OP_RUN_USER_CODE = 0xD3 /* stub only; never answered */
 };
 
+/* The direction byte of a packet (§2.1, §2.2). */
+#define ROM_DIR_REQUEST 0x00
+#define ROM_DIR_REPLY   0x01
+
+/* Error codes a host acts on: the ROM's second status byte (§2.5) and the stub's first (§2.6). */
+enum rom_error {
+    ROM_ERR_INVALID_FORMAT = 0x05, /* also the answer to an op the ROM lacks (§15) */
+    ROM_ERR_CHECKSUM = 0x07,
+    ROM_ERR_FLASH_WRITE = 0x08, /* the read-back after programming differed */
+    STUB_ERR_BAD_DATA_LEN = 0xC0,
+    STUB_ERR_BAD_CHECKSUM = 0xC1,
+    STUB_ERR_INVALID_CMD = 0xC3,
+    STUB_ERR_NOT_IMPL = 0xFF,
+};
+
 /* What is on the other end of the line. It decides the number of status bytes and where the
  * error code sits (protocol doc §2.3, §15). ROM_LOADER_ESP32 stands for every ESP32-family ROM. */
 enum rom_loader {

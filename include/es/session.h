@@ -99,7 +99,8 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg,
 /* Opens the port and starts the board's life. Always ends with on_done (also when the port
  * cannot be opened). */
 void session_start(struct session *s);
-/* Stops the board as "interrupted" (SIGINT): on_done follows from the loop. No-op once done. */
+/* Stops the board as "interrupted" (SIGINT): on_done follows from the loop, or right away for a
+ * session that was never started (it owns no handle to wait for). No-op once done. */
 void session_interrupt(struct session *s);
 /* Frees a session after on_done. */
 void session_free(struct session *s);

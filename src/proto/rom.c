@@ -7,14 +7,8 @@
 
 #include "es/le.h"
 
-#define DIR_REQUEST 0x00
-#define DIR_REPLY   0x01
-
-/* ROM error code for "received message has an invalid format", also the answer to an op the ROM
- * does not have (§2.5, §15). */
-#define ROM_ERR_INVALID_FORMAT 0x05
-#define STUB_ERR_INVALID_CMD   0xC3
-#define STUB_ERR_NOT_IMPL      0xFF
+#define DIR_REQUEST ROM_DIR_REQUEST
+#define DIR_REPLY   ROM_DIR_REPLY
 
 const char *rom_op_name(uint8_t op)
 {

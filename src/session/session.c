@@ -36,11 +36,12 @@
 #define MD5_READS             3     /* reads of a region's MD5 until one matches (verify_done) */
 #define IMAGE_REWRITES        2     /* writes of an image again after a read-back mismatch */
 #define RESYNC_TIMEOUT_MS     500   /* a stub SYNC reply, after it finished the block it was on */
-#define RESYNC_TRIES          4 /* READ_REG, 0xC0, SYNC rounds (see enter_resync) */
-#define IDENTIFY_PASSES       4 /* reads of the identity registers until two agree */
+#define RESYNC_TRIES          4     /* READ_REG, 0xC0, SYNC rounds (see enter_resync) */
+#define IDENTIFY_PASSES       4     /* reads of the identity registers until two agree */
 #define RESET_HOLD_MS         100
-#define RESET_BOOT_MS         50 /* GPIO0 held low after EN rises; 550 on alternate attempts */
-#define RESET_DRAIN_MS        50 /* boot text drained before the first SYNC (§4) */
+#define RESET_BOOT_MS         50  /* GPIO0 held low after EN rises, on even attempts */
+#define RESET_BOOT_LONG_MS    550 /* on odd attempts: slow boards (esptool's two delays) */
+#define RESET_DRAIN_MS        50  /* boot text drained before the first SYNC (§4) */
 /* Replies are short (the longest, a ROM MD5, is 44 bytes); 8 KiB leaves room for a READ_FLASH
  * packet later and costs little per board (64 boards: 512 KiB). */
 #define DECODER_CAP (8 * 1024)
@@ -352,6 +353,7 @@ static void session_finish(struct session *s, enum report_result result)
 {
     if (s->finishing)
         return;
+    goto_state(s, ST_CLOSING);
     s->finishing = 1;
     set_phase(s, result == REPORT_PASS ? SESSION_PHASE_DONE : s->phase);
     s->phase_ms[s->phase] += (uv_hrtime() - s->phase_start_ns) / 1000000u;
@@ -369,8 +371,6 @@ static void session_finish(struct session *s, enum report_result result)
         s->timings[s->rep.n_timings].ms = s->phase_ms[i];
         s->rep.n_timings++;
     }
-    s->state = ST_CLOSING;
-    s->waiting = 0;
     if (s->started) {
         uv_timer_stop(&s->timer);
         uv_close((uv_handle_t *)&s->timer, on_timer_closed);
@@ -475,7 +475,8 @@ static void reset_step(struct session *s)
         session_fail_err(s, &err);
         return;
     }
-    wait = st->wait_ms >= 0 ? st->wait_ms : (s->connect_attempt % 2 ? 550 : RESET_BOOT_MS);
+    wait = st->wait_ms >= 0 ? st->wait_ms
+                            : (s->connect_attempt % 2 ? RESET_BOOT_LONG_MS : RESET_BOOT_MS);
     if (wait == 0)
         reset_step(s);
     else
@@ -1368,7 +1369,8 @@ static void resume_point(struct session *s)
 static int block_resend(struct session *s, const struct rom_reply *r, const struct es_err *why)
 {
     if (s->loader != ROM_LOADER_STUB || s->state != ST_WRITE_DATA ||
-        (r->error != 0xC0 && r->error != 0xC1) || s->seq != s->acked + 1 || ++s->block_fails >= 2)
+        (r->error != STUB_ERR_BAD_DATA_LEN && r->error != STUB_ERR_BAD_CHECKSUM) ||
+        s->seq != s->acked + 1 || ++s->block_fails >= 2)
         return -1;
     s->rep.block_retries++;
     note(s, "retry", "image at 0x%05x, block %u: %s; sending it again",
@@ -1576,8 +1578,9 @@ static void resend(struct session *s)
 static int resend_refused(struct session *s, const struct rom_reply *r, const struct es_err *why)
 {
     int line = s->loader == ROM_LOADER_STUB
-                   ? r->error == 0xC0 || r->error == 0xC1 || r->error == 0xC3
-                   : r->error == 0x05 || r->error == 0x07;
+                   ? r->error == STUB_ERR_BAD_DATA_LEN || r->error == STUB_ERR_BAD_CHECKSUM ||
+                         r->error == STUB_ERR_INVALID_CMD
+                   : r->error == ROM_ERR_INVALID_FORMAT || r->error == ROM_ERR_CHECKSUM;
 
     switch (s->state) {
     case ST_DETECT:
@@ -1612,7 +1615,7 @@ static void on_reply(struct session *s, const struct rom_reply *r)
             return;
         if ((s->state == ST_STUB_BEGIN || s->state == ST_STUB_DATA) && stub_retry(s, err.msg) == 0)
             return;
-        if (s->state == ST_WRITE_DATA && r->error == 0x08)
+        if (s->state == ST_WRITE_DATA && r->error == ROM_ERR_FLASH_WRITE)
             err.code = ES_FLASH_WRITE;
         session_fail_err(s, &err);
         return;
@@ -1671,17 +1674,18 @@ static void on_frame(void *arg, const uint8_t *frame, size_t len)
     /* Only the reply to the pending command counts; stray SYNC replies, late replies to an
      * earlier try and noise are dropped (protocol doc §1.3). */
     if ((s->state == ST_SYNC || s->state == ST_SYNC_PAUSE) && len >= ROM_HEADER_LEN &&
-        frame[0] == 0x01 && frame[1] == ROM_OP_SYNC) {
+        frame[0] == ROM_DIR_REPLY && frame[1] == ROM_OP_SYNC) {
         sync_done(s, frame, len); /* a late reply to an earlier SYNC counts too */
         return;
     }
-    if (s->state == ST_RESYNC && s->waiting && len >= ROM_HEADER_LEN && frame[0] == 0x01 &&
+    if (s->state == ST_RESYNC && s->waiting && len >= ROM_HEADER_LEN && frame[0] == ROM_DIR_REPLY &&
         frame[1] == ROM_OP_READ_REG) {
         s->waiting = 0;
         resync_listening(s);
         return;
     }
-    if (!s->waiting || len < ROM_HEADER_LEN || frame[0] != 0x01 || frame[1] != s->pending_op)
+    if (!s->waiting || len < ROM_HEADER_LEN || frame[0] != ROM_DIR_REPLY ||
+        frame[1] != s->pending_op)
         return;
     if (rom_decode_reply(frame, len, s->loader, s->pending_result_len, &r, &err) < 0)
         return;
@@ -1717,10 +1721,7 @@ static void on_step_timeout(uv_timer_t *t)
     switch (s->state) {
     case ST_RESET: reset_step(s); return;
     case ST_SYNC: sync_timeout(s); return;
-    case ST_SYNC_PAUSE:
-        s->state = ST_SYNC;
-        enter_sync(s);
-        return;
+    case ST_SYNC_PAUSE: goto_state(s, ST_SYNC); return;
     case ST_BAUD_SETTLE: baud_settled(s); return;
     case ST_BAUD_PROBE: baud_fallback(s); return;
     case ST_RUN_RESET: enter_run_reset(s); return;
