@@ -210,15 +210,24 @@ static void note(struct session *s, const char *what, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void note(struct session *s, const char *what, const char *fmt, ...)
 {
-    char text[300];
+    char small[512], *text = small;
     va_list ap;
+    int n;
 
     if (s->cb.on_note == NULL)
         return;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);
-    s->cb.on_note(s, what, text, s->arg);
+    /* A note is read by a person: a long one (a deep path in a retry reason) is never cut. */
+    if (n >= (int)sizeof(small) && (text = malloc((size_t)n + 1)) != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(text, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    s->cb.on_note(s, what, text != NULL ? text : small, s->arg);
+    if (text != small)
+        free(text);
 }
 
 static void set_phase(struct session *s, enum session_phase phase)
