@@ -41,7 +41,10 @@
     X(VERIFY_MISMATCH, "verify_mismatch", "flash contents differ from the image: reflash")         \
     X(BAUD, "baud_change", "the board did not answer at the raised baud rate")                     \
     X(INTERRUPTED, "interrupted", "the station was stopped before this board finished")            \
-    X(REPORT, "report", "check the reports directory is writable and the disk has space")
+    X(REPORT, "report", "check the reports directory is writable and the disk has space")          \
+    X(DUPLICATE_MAC, "duplicate_mac",                                                              \
+      "two boards have one MAC: a cloned module or one board twice; set duplicate_mac: warn "      \
+      "to only flag it")
 
 enum es_code {
 #define ES_ENUM(name, json, hint) ES_##name,

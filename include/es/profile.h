@@ -32,6 +32,9 @@ enum profile_verify { PROFILE_VERIFY_MD5, PROFILE_VERIFY_NONE };
 enum profile_loader { PROFILE_LOADER_STUB, PROFILE_LOADER_ROM };
 enum profile_reset_before { PROFILE_RESET_BEFORE_AUTO, PROFILE_RESET_BEFORE_NONE };
 enum profile_reset_after { PROFILE_RESET_AFTER_HARD, PROFILE_RESET_AFTER_NONE };
+/* Two boards with one MAC in a run: both fail (a clone or a board seen twice), or both are only
+ * flagged. */
+enum profile_duplicate_mac { PROFILE_DUP_MAC_FAIL, PROFILE_DUP_MAC_WARN };
 
 /* Defaults and limits of design.md's profile rules. */
 #define PROFILE_DEFAULT_BAUD    115200u
@@ -87,6 +90,7 @@ struct profile {
     enum profile_loader loader;
     enum profile_reset_before reset_before;
     enum profile_reset_after reset_after;
+    enum profile_duplicate_mac duplicate_mac;
     int retries;
     char *reports;
     struct profile_port *ports; /* n_ports == 0: the command line, else every USB serial port */
@@ -96,7 +100,7 @@ struct profile {
 
     struct profile_pos name_pos, chip_pos, baud_pos, flash_baud_pos, erase_pos, verify_pos,
         loader_pos, reset_before_pos, reset_after_pos, retries_pos, reports_pos, ports_pos,
-        images_pos;
+        images_pos, duplicate_mac_pos;
 };
 
 /* Parses profile text; path is used for messages and to resolve image paths, and is not opened.

@@ -91,6 +91,9 @@ struct report_device {
 
     bool mac_valid;
     uint8_t mac[6];
+    /* Other slots of this run whose board has the same MAC ("duplicate_mac_slots": []). */
+    const int *duplicate_slots;
+    size_t n_duplicate_slots;
 
     bool flash_id_valid;
     uint32_t flash_id;         /* RDID as read: manufacturer in bits 7-0 (protocol doc §7.5) */
@@ -126,6 +129,12 @@ struct report_device {
 int report_write_device(const char *run_dir, const struct report_device *d, char *written_name,
                         size_t cap, struct es_err *err);
 
+/* Writes d over run_dir/name, a report written before (report_write_device's name): the station
+ * adds what it learnt after the board finished (a duplicate MAC). Atomic, like the first write.
+ * Returns 0, ES_NOMEM or ES_REPORT. */
+int report_rewrite_device(const char *run_dir, const char *name, const struct report_device *d,
+                          struct es_err *err);
+
 /* Writes into out the file name report_write_device would try first ("24-0a-c4-12-34-56.json" or
  * "port-dev-ttyUSB3.json"). Returns 0, or ES_INVALID_ARG when cap is too small. */
 int report_device_file_name(const struct report_device *d, char *out, size_t cap,
@@ -141,6 +150,7 @@ struct report_run_slot {
     enum es_code error_code;  /* ES_OK when passed ("error": null) */
     const char *profile_name; /* NULL: no profile matched */
     const char *report_file;  /* the name report_write_device returned; NULL: none written */
+    bool duplicate_mac;       /* another slot of the run had this MAC */
 };
 
 /* A profile used in the run (a mixed bench uses several). */

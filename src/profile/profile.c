@@ -191,9 +191,9 @@ static const char *comma_list(char *buf, size_t cap, const char *const *words, s
 /* --- mappings with a table of known keys ------------------------------------------------------ */
 
 /* Where each known key lives, so a key written at the wrong level gets "it belongs under X". */
-static const char *const top_keys[] = {"name",    "chip",   "baud",   "flash_baud", "flash",
-                                       "erase",   "images", "verify", "loader",     "reset",
-                                       "retries", "ports",  "reports"};
+static const char *const top_keys[] = {"name",    "chip",   "baud",    "flash_baud",   "flash",
+                                       "erase",   "images", "verify",  "loader",       "reset",
+                                       "retries", "ports",  "reports", "duplicate_mac"};
 enum top_key {
     K_NAME,
     K_CHIP,
@@ -208,6 +208,7 @@ enum top_key {
     K_RETRIES,
     K_PORTS,
     K_REPORTS,
+    K_DUPLICATE_MAC,
     K_TOP_COUNT
 };
 static const char *const flash_keys[] = {"mode", "freq", "size"};
@@ -402,6 +403,7 @@ static int get_ranged(struct walk *w, const yaml_node_t *n, const char *what, co
 
 static const char *const erase_words[] = {"none", "all", "regions"};
 static const char *const verify_words[] = {"md5", "none"};
+static const char *const duplicate_mac_words[] = {"fail", "warn"};
 static const char *const loader_words[] = {"stub", "rom"};
 static const char *const before_words[] = {"auto", "none"};
 static const char *const after_words[] = {"hard", "none"};
@@ -815,6 +817,7 @@ static void set_defaults(struct profile *p)
     p->flash.size_kind = PROFILE_SIZE_KEEP;
     p->erase = PROFILE_ERASE_NONE;
     p->verify = PROFILE_VERIFY_MD5;
+    p->duplicate_mac = PROFILE_DUP_MAC_FAIL;
     p->loader = PROFILE_LOADER_STUB;
     p->reset_before = PROFILE_RESET_BEFORE_AUTO;
     p->reset_after = PROFILE_RESET_AFTER_HARD;
@@ -889,6 +892,14 @@ static int parse_root(struct walk *w, const yaml_node_t *root)
         if (rc < 0)
             return rc;
         p->verify = (enum profile_verify)i;
+    }
+    if (v[K_DUPLICATE_MAC] != NULL) {
+        p->duplicate_mac_pos = node_pos(v[K_DUPLICATE_MAC]);
+        rc = get_word(w, v[K_DUPLICATE_MAC], "duplicate_mac", duplicate_mac_words,
+                      COUNT(duplicate_mac_words), &i);
+        if (rc < 0)
+            return rc;
+        p->duplicate_mac = (enum profile_duplicate_mac)i;
     }
     if (v[K_LOADER] != NULL) {
         p->loader_pos = node_pos(v[K_LOADER]);

@@ -466,6 +466,13 @@ static json_t *device_json(const struct report_device *d)
     bad |= put(root, "usb", device_usb(d, &bad));
     bad |= put(root, "chip", device_chip(d, &bad));
     bad |= put(root, "mac", jmac(d->mac_valid, d->mac));
+    {
+        json_t *dups = json_array();
+
+        bad |= put(root, "duplicate_mac_slots", dups);
+        for (size_t i = 0; dups != NULL && i < d->n_duplicate_slots; i++)
+            bad |= append(dups, json_integer(d->duplicate_slots[i]));
+    }
     bad |= put(root, "flash", device_flash(d, &bad));
 
     images = json_array();
@@ -636,6 +643,20 @@ int report_write_device(const char *run_dir, const struct report_device *d, char
     return 0;
 }
 
+int report_rewrite_device(const char *run_dir, const char *name, const struct report_device *d,
+                          struct es_err *err)
+{
+    json_t *root = device_json(d);
+    int rc;
+
+    if (root == NULL)
+        return es_fail(err, ES_NOMEM, "%s/%s: out of memory while building the report", run_dir,
+                       name);
+    rc = write_json(run_dir, name, root, err);
+    json_decref(root);
+    return rc;
+}
+
 /* --- run summary --- */
 
 static json_t *run_slot(const struct report_run_slot *s, int *bad)
@@ -652,6 +673,7 @@ static json_t *run_slot(const struct report_run_slot *s, int *bad)
                 s->error_code == ES_OK ? json_null() : json_string(es_code_name(s->error_code)));
     *bad |= put(o, "profile", jstr(s->profile_name));
     *bad |= put(o, "report_file", jstr(s->report_file));
+    *bad |= put(o, "duplicate_mac", json_boolean(s->duplicate_mac));
     return o;
 }
 

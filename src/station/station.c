@@ -50,6 +50,11 @@ struct slot {
     char report_file[256];
     char *report_error; /* why no report was written (malloc'd), or NULL */
     struct report_run_slot summary;
+    /* The board's report as written: the session's, amended by the station (duplicate MAC). */
+    struct report_device report;
+    struct es_err dup_error;
+    int *dup_slots; /* other slots with this board's MAC (malloc'd) */
+    size_t n_dup_slots;
 };
 
 struct station {
@@ -405,6 +410,12 @@ static void ui_rows(struct station *st, struct ui_row *rows)
         r->finished = snap.finished;
         r->result = snap.finished ? report_result_name(snap.result) : NULL;
         r->error = snap.error;
+        if (st->slots[i].done) { /* the verdict as the station amended it (duplicate MAC) */
+            const struct report_device *rep = &st->slots[i].report;
+
+            r->result = report_result_name(rep->result);
+            r->error = rep->result == REPORT_PASS ? NULL : rep->error.msg;
+        }
     }
 }
 
@@ -429,15 +440,93 @@ static void on_ui_timer(uv_timer_t *t)
 
 static void stop_loop_handles(struct station *st);
 
+static enum profile_duplicate_mac dup_policy(const struct station *st, const char *profile_name)
+{
+    for (size_t i = 0; profile_name != NULL && i < st->cfg->n_profiles; i++)
+        if (strcmp(st->cfg->profiles[i]->name, profile_name) == 0)
+            return st->cfg->profiles[i]->duplicate_mac;
+    return PROFILE_DUP_MAC_FAIL;
+}
+
+/* Records that slot's board has other's MAC, and applies the profile's policy to slot's report:
+ * flagged always; failed (when it had passed) under duplicate_mac: fail. */
+static int add_duplicate(struct slot *slot, const struct slot *other)
+{
+    struct report_device *rep = &slot->report;
+    int *grown = realloc(slot->dup_slots, (slot->n_dup_slots + 1) * sizeof(*grown));
+    char mac[18];
+
+    if (grown == NULL)
+        return -1;
+    slot->dup_slots = grown;
+    slot->dup_slots[slot->n_dup_slots++] = other->index;
+    rep->duplicate_slots = slot->dup_slots;
+    rep->n_duplicate_slots = slot->n_dup_slots;
+    slot->summary.duplicate_mac = true;
+    if (rep->result != REPORT_PASS ||
+        dup_policy(slot->st, rep->profile_name) != PROFILE_DUP_MAC_FAIL)
+        return 0;
+    chip_format_mac(rep->mac, mac);
+    es_fail(&slot->dup_error, ES_DUPLICATE_MAC,
+            "slot %d (%s): MAC %s is also the MAC of the board in slot %d (%s): a cloned module or "
+            "one board twice; both fail (duplicate_mac: fail in the profile)",
+            slot->index, slot->port, mac, other->index, other->port);
+    rep->result = REPORT_FAIL;
+    rep->error = slot->dup_error;
+    rep->error_phase = session_phase_name(SESSION_PHASE_IDENTIFY);
+    slot->summary.result = REPORT_FAIL;
+    slot->summary.error_code = ES_DUPLICATE_MAC;
+    return 0;
+}
+
+/* A board that finished with a MAC another finished board of the run has: both are flagged
+ * (and failed, by the profile's default), the earlier one's report written again, and the
+ * operator told. Boards still running are compared when they finish. */
+static void check_duplicate_mac(struct station *st, struct slot *slot)
+{
+    char mac[18];
+
+    if (!slot->report.mac_valid)
+        return;
+    chip_format_mac(slot->report.mac, mac);
+    for (size_t i = 0; i < st->n_slots; i++) {
+        struct slot *other = &st->slots[i];
+        struct es_err err;
+
+        if (other == slot || !other->done || !other->report.mac_valid ||
+            memcmp(other->report.mac, slot->report.mac, 6) != 0)
+            continue;
+        if (add_duplicate(slot, other) < 0 || add_duplicate(other, slot) < 0) {
+            fprintf(stderr, "espstation: out of memory recording a duplicate MAC\n");
+            continue;
+        }
+        fprintf(stderr, "espstation: WARNING: slots %d (%s) and %d (%s) both have MAC %s\n",
+                other->index, other->port, slot->index, slot->port, mac);
+        journal_event(st, slot, "duplicate_mac",
+                      json_pack("{ss si ss}", "mac", mac, "other_slot", other->index, "other_port",
+                                other->port));
+        if (other->report_file[0] != '\0' &&
+            report_rewrite_device(st->run_dir, other->report_file, &other->report, &err) < 0)
+            fprintf(stderr,
+                    "espstation: slot %d (%s): its report does not show the duplicate "
+                    "MAC: %s\n",
+                    other->index, other->port, err.msg);
+    }
+}
+
 static void on_done(struct session *s, void *arg)
 {
     struct slot *slot = arg;
     struct station *st = slot->st;
-    const struct report_device *rep = session_report(s);
+    const struct report_device *rep = &slot->report;
     struct es_err err;
     char mac[18] = "";
     int written;
 
+    slot->report = *session_report(s);
+    slot->summary.result = rep->result;
+    slot->summary.error_code = rep->result == REPORT_PASS ? ES_OK : rep->error.code;
+    check_duplicate_mac(st, slot);
     spare_release(st);
     written = report_write_device(st->run_dir, rep, slot->report_file, sizeof(slot->report_file),
                                   &err) == 0;
@@ -468,8 +557,6 @@ static void on_done(struct session *s, void *arg)
     slot->summary.port = slot->port;
     slot->summary.mac_valid = rep->mac_valid;
     memcpy(slot->summary.mac, rep->mac, 6);
-    slot->summary.result = rep->result;
-    slot->summary.error_code = rep->result == REPORT_PASS ? ES_OK : rep->error.code;
     slot->summary.profile_name = rep->profile_name;
     slot->summary.report_file = slot->report_file[0] != '\0' ? slot->report_file : NULL;
     slot->done = 1;
@@ -758,6 +845,7 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
     for (size_t i = 0; i < st.n_slots; i++) {
         session_free(st.slots[i].session);
         free(st.slots[i].report_error);
+        free(st.slots[i].dup_slots);
     }
     free(st.slots);
     free(st.journal_error);

@@ -470,6 +470,8 @@ static const struct report_timing timings[] = {
 static struct report_image images[2];
 
 /* A board that passed, every field set. */
+static const int dup_slots[2] = {3, 7};
+
 static struct report_device full_device(void)
 {
     struct report_device d;
@@ -506,6 +508,8 @@ static struct report_device full_device(void)
     d.usb_location = "1-1.4";
     d.chip = "ESP32";
     d.chip_revision = 3;
+    d.duplicate_slots = dup_slots;
+    d.n_duplicate_slots = 2;
     d.mac_valid = true;
     memcpy(d.mac, (const uint8_t[]){0x24, 0x0A, 0xC4, 0x12, 0x34, 0x56}, 6);
     d.flash_id_valid = true;
@@ -534,10 +538,14 @@ static struct report_device full_device(void)
 
 static void test_device_round_trip(void **state)
 {
-    static const char *const root_keys[] = {
-        "schema", "result",       "error",   "slot",       "port", "usb",         "chip",
-        "mac",    "flash",        "images",  "timings_ms", "wire", "retries",     "loader",
-        "baud",   "tool_version", "profile", "start",      "end",  "duration_ms", NULL};
+    static const char *const root_keys[] = {"schema", "result",       "error",
+                                            "slot",   "port",         "usb",
+                                            "chip",   "mac",          "duplicate_mac_slots",
+                                            "flash",  "images",       "timings_ms",
+                                            "wire",   "retries",      "loader",
+                                            "baud",   "tool_version", "profile",
+                                            "start",  "end",          "duration_ms",
+                                            NULL};
     static const char *const image_keys[] = {"offset",   "offset_hex", "file",     "size",
                                              "sha256",   "md5_sent",   "md5_read", "written_bytes",
                                              "verified", NULL};
@@ -576,6 +584,9 @@ static void test_device_round_trip(void **state)
     assert_string_equal(S(o, "name"), "ESP32");
     assert_int_equal(I(o, "revision"), 3);
     assert_string_equal(S(root, "mac"), "24:0a:c4:12:34:56");
+    assert_int_equal(json_array_size(json_object_get(root, "duplicate_mac_slots")), 2);
+    assert_int_equal(
+        json_integer_value(json_array_get(json_object_get(root, "duplicate_mac_slots"), 1)), 7);
 
     o = OBJ(root, "flash");
     assert_string_equal(S(o, "id"), "0x1640ef");
@@ -820,8 +831,8 @@ static void test_run_round_trip(void **state)
     static const char *const root_keys[] = {"schema", "tool_version", "station",     "operator",
                                             "start",  "end",          "duration_ms", "profiles",
                                             "counts", "slots",        NULL};
-    static const char *const slot_keys[] = {"slot",  "port",    "mac",         "result",
-                                            "error", "profile", "report_file", NULL};
+    static const char *const slot_keys[] = {
+        "slot", "port", "mac", "result", "error", "profile", "report_file", "duplicate_mac", NULL};
     const char *dir = *state;
     struct report_profile profiles[2] = {{.name = "nodemcu"}, {.name = "esp32"}};
     struct report_run_slot slots[4] = {
@@ -834,6 +845,7 @@ static void test_run_round_trip(void **state)
          .profile_name = "nodemcu",
          .report_file = "18-fe-34-a1-b2-c3.json"},
         {.slot = 1,
+         .duplicate_mac = true,
          .port = "/dev/ttyUSB1",
          .result = REPORT_FAIL,
          .error_code = ES_NO_SYNC,
@@ -914,6 +926,7 @@ static void test_run_round_trip(void **state)
     assert_string_equal(S(s, "result"), "fail");
     assert_string_equal(S(s, "error"), "no_sync");
     NUL(s, "profile");
+    assert_true(json_is_true(json_object_get(s, "duplicate_mac")));
     assert_string_equal(S(s, "report_file"), "port-dev-ttyUSB1.json");
     s = json_array_get(o, 2);
     assert_string_equal(S(s, "mac"), "24:0a:c4:01:02:03");
