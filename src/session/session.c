@@ -92,6 +92,7 @@ struct session {
     int sync_try;
     int step;      /* sub-step inside a state (reset lines, register index, image index...) */
     int finishing; /* session_finish() ran: ignore everything but close callbacks */
+    int grace;     /* the step timer ran out once; one more turn of the loop before it counts */
     int synced;    /* a loader answered SYNC */
 
     /* The command waiting for its reply. */
@@ -251,6 +252,7 @@ static void on_step_timeout(uv_timer_t *t);
 
 static void arm_timer(struct session *s, uint64_t ms)
 {
+    s->grace = 0;
     uv_timer_start(&s->timer, on_step_timeout, ms, 0);
 }
 
@@ -822,28 +824,49 @@ static void stub_started(struct session *s)
     goto_state(s, ST_BAUD);
 }
 
+/* Starts the board over from its reset, at the profile's rate: the board's output queue and
+ * ours are emptied, so no reply still on its way can be taken for another request's. Counts as a
+ * connection attempt (profile `retries`). Returns -1, and does nothing, when the port cannot
+ * reset the board or the attempts are used up. */
+static int reconnect(struct session *s, const char *why)
+{
+    int attempts = s->cfg.profiles[0]->retries > 0 ? s->cfg.profiles[0]->retries : 1;
+    struct es_err err;
+
+    if (!port_can_reset(s->port) || s->connect_attempt + 1 >= attempts)
+        return -1;
+    if (s->baud != s->cfg.profiles[0]->baud) {
+        if (port_set_baud(s->port, s->cfg.profiles[0]->baud, &err) < 0) {
+            session_fail_err(s, &err);
+            return 0;
+        }
+        s->baud = s->cfg.profiles[0]->baud;
+    }
+    s->connect_attempt++;
+    note(s, "retry", "%s; reconnecting from reset (attempt %d of %d)", why, s->connect_attempt + 1,
+         attempts);
+    s->rom_raised = 0;
+    s->loader = ROM_LOADER_ESP32; /* until a SYNC reply says which */
+    goto_state(s, ST_RESET);
+    return 0;
+}
+
 /* No OHAI. After a rate raised in the ROM, the stub may have reset the UART to its own idea of
  * the rate: reconnect and upload it at the profile's rate. Otherwise the stub did not start. */
 static void stub_no_greeting(struct session *s)
 {
-    struct es_err err;
+    uint32_t raised = s->baud;
 
-    if (!s->rom_raised || !port_can_reset(s->port)) {
-        session_fail(s, ES_STUB, "the flasher stub did not greet with OHAI after MEM_END");
-        return;
+    if (s->rom_raised) {
+        s->no_rom_raise = 1;
+        if (reconnect(s, "the stub did not greet at the rate set in the ROM") == 0) {
+            s->rep.baud_fallbacks++;
+            note(s, "baud_fallback", "uploading the stub at %u instead of %u",
+                 s->cfg.profiles[0]->baud, raised);
+            return;
+        }
     }
-    if (port_set_baud(s->port, s->profile->baud, &err) < 0) {
-        session_fail_err(s, &err);
-        return;
-    }
-    note(s, "baud_fallback",
-         "the stub did not greet at %u baud set in the ROM; reconnecting to upload it at %u",
-         s->baud, s->profile->baud);
-    s->rep.baud_fallbacks++;
-    s->baud = s->profile->baud;
-    s->no_rom_raise = 1;
-    s->loader = ROM_LOADER_ESP32; /* until a SYNC reply says which */
-    goto_state(s, ST_RESET);
+    session_fail(s, ES_STUB, "the flasher stub did not greet with OHAI after MEM_END");
 }
 
 /* Raise the line rate once a loader that can do it runs (protocol doc §3.10): the reply comes at
@@ -1727,6 +1750,16 @@ static void on_step_timeout(uv_timer_t *t)
 
     if (s->finishing)
         return;
+    /* libuv runs due timers before it polls for input: a reply that arrived while the loop was
+     * busy elsewhere is still unread. One more turn of the loop reads it before this counts as a
+     * timeout (which would send the request again and leave that reply to be taken for the
+     * next one's). */
+    if ((s->waiting || s->state == ST_STUB_END) && !s->grace) {
+        s->grace = 1;
+        uv_timer_start(&s->timer, on_step_timeout, 1, 0);
+        return;
+    }
+    s->grace = 0;
     switch (s->state) {
     case ST_RESET: reset_step(s); return;
     case ST_SYNC: sync_timeout(s); return;
@@ -1771,6 +1804,24 @@ static void on_step_timeout(uv_timer_t *t)
             return;
         session_fail_err(s, &err);
         return;
+    case ST_DETECT:
+    case ST_IDENTIFY:
+    case ST_ROM_BAUD_CAL:
+    case ST_FLASH_ID: {
+        /* What these read names the report and shapes the plan, and a READ_REG reply does not
+         * say which request it answers: a late one would be taken for the next read. So the
+         * board starts over from reset rather than being asked again (a port without reset
+         * lines can only ask again). */
+        char why[128];
+
+        snprintf(why, sizeof(why), "no reply to %s", rom_op_name(s->pending_op));
+        if (!port_can_reset(s->port))
+            break;
+        if (reconnect(s, why) < 0)
+            session_fail(s, ES_TIMEOUT, "%s within %llu ms, and no connection attempt is left", why,
+                         (unsigned long long)scaled(s, s->pending_timeout_ms));
+        return;
+    }
     default: break;
     }
     /* Read-only commands may be sent again. */
