@@ -100,7 +100,7 @@ static void arm_timer(struct sim_board *b)
         next = b->filter_end;
     if (b->q_head && (!next || b->q_head->due < next))
         next = b->q_head->due;
-    if (b->fifo_len && (!next || b->rx_hold_until < next))
+    if (b->fifo_len && b->mode == SIM_MODE_STUB && (!next || b->rx_hold_until < next))
         next = b->rx_hold_until; /* the stub takes up its FIFO again */
     if (next)
         b->ops.set_timer(b->ctx, next);
@@ -565,6 +565,7 @@ static void enter_reset(struct sim_board *b)
         return;
     drop_queue(b);
     sim_rom_reset(b);
+    b->fifo_len = 0; /* the UART is reset with the chip */
     b->mode = SIM_MODE_RESET;
     b->garbled = 0;
     b->baud = b->chip->boot_baud;
