@@ -358,6 +358,19 @@ static void test_parse_messages_without_files(void **state)
          "t.yaml:4:9: images is an empty list; add at least one {offset, file, sha256}"},
         {"x: \xff\n", "t.yaml:1:4: not valid YAML text: invalid leading UTF-8 octet; save the "
                       "profile as UTF-8 text"},
+        /* The key table's rows, in the order they are listed and read. */
+        {"images: []\nspeed: 1",
+         "t.yaml:2:1: unknown key 'speed' in the top level; the keys there are name, chip, "
+         "baud, flash_baud, flash, erase, verify, duplicate_mac, loader, reset, retries, ports, "
+         "reports, images"},
+        {"images: [1]\nreports: [r]\nduplicate_mac: off\nloader: x",
+         "t.yaml:3:16: duplicate_mac is a YAML boolean (off); write 'fail' or 'warn'"},
+        {"images: [1]\nreports: {}", "t.yaml:2:10: reports is a mapping; write a directory such "
+                                     "as reports"},
+        {"images: [1]\nname: ''", "t.yaml:2:7: name is empty; write a name for reports, such as "
+                                  "nodemcu-micropython"},
+        {"images: [1]\nflash_baud: 5000001",
+         "t.yaml:2:13: flash_baud 5000001 is out of range; write a value from 9600 to 5000000"},
     };
     (void)state;
 
