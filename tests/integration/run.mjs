@@ -2,7 +2,10 @@
 // curl's tests/data files): the simulated bench, the profile, what to do, and what must be true
 // afterwards. The runner starts espsim on a fresh temp directory, runs the real espstation
 // binary against its pseudo-terminals, then checks the exit status, the reports and the
-// simulator's flash files. Each case gets its own directory; logs are kept when a case fails.
+// simulator's flash files. Each case gets its own directory, named in the output when the case
+// fails and then kept; it holds case.log, the one log of the case: every line espsim and each
+// espstation wrote, prefixed with the program and stream ("[espsim:err] ..."). A failure also
+// prints the tail of each program's stderr.
 //
 //   node tests/integration/run.mjs CASE...        (ESPSTATION, ESPSIM, MKIMAGE: binaries)
 //
@@ -33,9 +36,15 @@
 //              norun                  (no run directory was created: nothing was touched)
 //              stderr TEXT / stdout TEXT   (the output contains TEXT)
 //              second ...             (any of the above, for the second espstation)
-//   An unknown section, [run] key or [expect] keyword fails the case, so a typo cannot delete
-//   an assertion.
-import { spawn, execFileSync } from "node:child_process";
+//   The runner cannot be fooled by a typo: an unknown section, text before the first section, a
+//   [run] item that is not a known KEY=VALUE, an [images] line without four fields, an unknown
+//   [expect] keyword, or an [expect] line whose words do not fit its keyword fails the case
+//   before anything runs. The exit status is checked before any report is read; a wrong one
+//   fails the case without reading them. In a flash check, bytes 2-3 of an image may differ only
+//   where the station patches them: a 0xE9 firmware image at the chip's bootloader offset.
+//
+//   node tests/integration/selftest.mjs proves these rules on deliberately wrong cases.
+import { spawn, spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -47,72 +56,157 @@ const ESPSIM = process.env.ESPSIM;
 const MKIMAGE = process.env.MKIMAGE;
 const MULT = Number(process.env.ESPSTATION_TIMEOUT_MULTIPLIER || "1");
 
+// Where the station patches bytes 2-3 of a firmware image, per chip (bootloader_offset in
+// src/chip/chip_table.c; protocol doc §9.3). A chip missing here fails the flash check.
+const BOOTLOADER_OFFSET = { esp8266: 0x0, esp32: 0x1000, esp32s2: 0x1000, esp32s3: 0x0, esp32c3: 0x0 };
+
+// The grammar of one [expect] line (after an optional "second"): null when it fits, else why not.
+const KV = /^(\w[\w.]*)(=|~=|>=|<=)(.*)$/;
+function expectError(words) {
+  const [kind, ...rest] = words;
+  const count = (n) => (rest.length === n ? null : `'${kind}' takes ${n === 0 ? "no" : n} word${n === 1 ? "" : "s"}, got ${rest.length}`);
+  const slotNo = (w) => (/^\d+$/.test(w || "") ? null : `'${kind}' needs a slot number, got '${w ?? ""}'`);
+  switch (kind) {
+    case "slot":
+      if (slotNo(rest[0])) return slotNo(rest[0]);
+      if (rest.length < 2) return `'slot ${rest[0]}' checks nothing: add key=value items`;
+      for (const kv of rest.slice(1)) {
+        const m = kv.match(KV);
+        if (!m) return `slot item '${kv}' is not KEY=VALUE, KEY~=TEXT, KEY>=N or KEY<=N`;
+        if ((m[2] === ">=" || m[2] === "<=") && !/^\d+$/.test(m[3])) return `slot item '${kv}': ${m[2]} needs a number`;
+      }
+      return null;
+    case "flash": return slotNo(rest[0]) || count(1);
+    case "reports": return /^\d+$/.test(rest[0] || "") ? count(1) : `'reports' needs a count, got '${rest[0] ?? ""}'`;
+    case "journal": return rest.length === 0 || (rest.length === 1 && rest[0] === "partial") ? null : `'journal' takes nothing or 'partial', got '${rest.join(" ")}'`;
+    case "norun": return count(0);
+    case "run":
+      if (rest.length === 0) return "'run' checks nothing: add key=value items";
+      for (const kv of rest) if (!/^\w[\w.]*=.*$/.test(kv)) return `run item '${kv}' is not KEY=VALUE`;
+      return null;
+    case "stderr": case "stdout": return rest.length > 0 ? null : `'${kind}' needs the text to look for`;
+    default: return `unknown [expect] keyword '${kind}'`;
+  }
+}
+
+// Reads a case file. Anything the runner would not act on is an error (see the top of the file).
 function parseCase(file) {
   const sections = {};
-  let cur = null;
+  let cur = null, lineNo = 0;
+  const fail = (what) => { throw new Error(`${path.basename(file)}:${lineNo}: ${what}`); };
   for (const raw of fs.readFileSync(file, "utf8").split("\n")) {
+    lineNo++;
     const m = raw.match(/^\[(\w+)\]\s*$/);
     if (m) {
       cur = m[1];
+      if (sections[cur]) fail(`section [${cur}] appears twice`);
+      if (!["bench", "images", "run", "expect"].includes(cur) && !/^profile\d*$/.test(cur))
+        fail(`unknown section [${cur}]`);
       sections[cur] = [];
       continue;
     }
-    if (cur === null || (cur !== "profile" && (raw.trim() === "" || raw.trim().startsWith("#"))))
+    const blank = raw.trim() === "" || raw.trim().startsWith("#");
+    if (cur === null) {
+      if (!blank) fail(`'${raw.trim()}' comes before the first [section]`);
       continue;
+    }
+    if (!cur.startsWith("profile") && blank) continue;
+    if (cur === "images" && raw.trim().split(/\s+/).length !== 4) fail(`[images] line '${raw.trim()}' is not NAME CHIP SIZE SEED`);
+    if (cur === "expect") {
+      const words = raw.trim().split(/\s+/);
+      const why = expectError(words[0] === "second" ? words.slice(1) : words);
+      if (why) fail(`[expect] ${why}`);
+    }
     sections[cur].push(raw);
   }
-  const known = ["bench", "images", "run", "expect"];
-  for (const sec of Object.keys(sections))
-    if (!known.includes(sec) && !/^profile\d*$/.test(sec)) throw new Error(`unknown section [${sec}]`);
   const run = {};
   const runKeys = ["command", "args", "sim_args", "time_scale", "exit", "before", "poke", "signal",
     "ports", "prlimit", "touch", "second", "second_ports", "second_exit"];
-  for (const line of sections.run || [])
-    for (const m of line.matchAll(/(\w+)=("[^"]*"|\S+)/g)) {
-      if (!runKeys.includes(m[1])) throw new Error(`unknown [run] key '${m[1]}'`);
-      run[m[1]] = m[2].replace(/^"|"$/g, "");
-    }
+  for (const line of sections.run || []) {
+    // Every item on the line must be KEY=VALUE (VALUE may be "quoted with spaces").
+    const rest = line.replace(/(\w+)=("[^"]*"|\S+)/g, (all, key, value) => {
+      if (!runKeys.includes(key)) throw new Error(`${path.basename(file)}: unknown [run] key '${key}'`);
+      if (key in run) throw new Error(`${path.basename(file)}: [run] key '${key}' given twice`);
+      run[key] = value.replace(/^"|"$/g, "");
+      return "";
+    }).trim();
+    if (rest !== "") throw new Error(`${path.basename(file)}: [run] item '${rest.split(/\s+/)[0]}' is not KEY=VALUE`);
+  }
   return { sections, run };
 }
 
-function startSim(dir, bench, extra, scale) {
-  if (bench === null) return Promise.resolve({ child: null, boards: [] });
+// The case's one log file, opened once: every program's lines go through it, prefixed with
+// "[program:stream] ". The last stderr lines of each program are kept for the failure output.
+function openLog(file) {
+  const fd = fs.openSync(file, "w");
+  const tails = new Map();
+  return {
+    line(prog, stream, text) {
+      if (this.fd === null) return; // a late line after the case ended has no log to go to
+      fs.writeSync(fd, `[${prog}:${stream}] ${text}\n`);
+      if (stream !== "err") return;
+      if (!tails.has(prog)) tails.set(prog, []);
+      const t = tails.get(prog);
+      t.push(text);
+      if (t.length > 15) t.shift();
+    },
+    // Each line of a child's stream into the log; resolves when the stream has ended.
+    follow(prog, stream, input, onLine) {
+      if (stream === "err" && !tails.has(prog)) tails.set(prog, []); // listed even if silent
+      const rl = readline.createInterface({ input, crlfDelay: Infinity });
+      rl.on("line", (l) => { this.line(prog, stream, l); if (onLine) onLine(l); });
+      return new Promise((resolve) => rl.on("close", resolve));
+    },
+    tails,
+    fd,
+    close() { if (this.fd !== null) fs.closeSync(this.fd); this.fd = null; },
+  };
+}
+
+function startSim(dir, bench, extra, scale, log) {
+  if (bench === null) return Promise.resolve({ child: null, boards: [], drained: Promise.resolve() });
   const args = ["--dir", path.join(dir, "sim"), "--state", path.join(dir, "state"),
     "--time-scale", String(scale), "--exit-on-eof"];
   for (const b of bench) args.push("--board", b.trim());
   args.push(...extra);
-  const log = fs.openSync(path.join(dir, "espsim.log"), "w");
-  const child = spawn(ESPSIM, args, { stdio: ["pipe", "pipe", log] });
+  const child = spawn(ESPSIM, args, { stdio: ["pipe", "pipe", "pipe"] });
+  const boards = [];
+  const sim = { child, boards, drained: null };
   return new Promise((resolve, reject) => {
-    const boards = [];
-    const rl = readline.createInterface({ input: child.stdout });
-    const timer = setTimeout(() => reject(new Error("espsim did not become ready")), 20000 * MULT);
-    rl.on("line", (line) => {
-      const o = JSON.parse(line);
+    let ready = false;
+    const giveUp = (why) => { child.kill("SIGKILL"); reject(new Error(why)); };
+    const timer = setTimeout(() => giveUp("espsim did not become ready"), 20000 * MULT);
+    const outDone = log.follow("espsim", "out", child.stdout, (line) => {
+      if (ready) return;
+      let o;
+      try { o = JSON.parse(line); } catch { return giveUp(`espsim wrote '${line}' before ready`); }
       if (o.ready) {
+        ready = true;
         clearTimeout(timer);
-        resolve({ child, boards });
+        resolve(sim);
       } else boards.push(o);
     });
-    child.on("exit", (code) => reject(new Error(`espsim exited with ${code} before ready`)));
+    sim.drained = Promise.all([outDone, log.follow("espsim", "err", child.stderr)]);
+    child.on("exit", (code, signal) => {
+      if (!ready) { clearTimeout(timer); reject(new Error(`espsim exited with ${code ?? signal} before ready`)); }
+    });
   });
 }
 
+// Stops espsim (SIGTERM: it cleans up its ports) and waits until its output is in the log.
+// Resolves to how it ended: { code, signal }.
 function stopSim(sim) {
-  return new Promise((resolve) => {
-    if (sim.child === null) return resolve(0);
-    if (sim.child.exitCode !== null) return resolve(sim.child.exitCode);
-    sim.child.removeAllListeners("exit");
-    sim.child.on("exit", (code) => resolve(code));
-    sim.child.kill("SIGTERM");
-  });
+  if (sim.child === null) return Promise.resolve({ code: 0, signal: null });
+  const exited = sim.child.exitCode !== null || sim.child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((resolve) => { sim.child.once("exit", resolve); sim.child.kill("SIGTERM"); });
+  return exited.then(() => sim.drained).then(() => ({ code: sim.child.exitCode, signal: sim.child.signalCode }));
 }
 
-// Runs espstation (under prlimit when limits are given); with signal=SIG@PHASE, sends SIG once
-// any board reports PHASE; onPhase, if given, is called once when a board reports its phase.
-function runStation(dir, args, opts, logName) {
-  const log = path.join(dir, logName);
-  fs.writeFileSync(log, "");
+// Runs espstation (under prlimit when limits are given) as program `prog` of the log; with
+// signal=SIG@PHASE, sends SIG once any board reports PHASE; onPhase, if given, is called once when
+// a board reports its phase. done resolves once it has exited and all its output is logged.
+function runStation(log, prog, args, opts) {
   const cmd = opts.prlimit ? "prlimit" : ESPSTATION;
   const argv = opts.prlimit ? [...opts.prlimit.split(" "), "--", ESPSTATION, ...args] : args;
   const child = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"] });
@@ -120,10 +214,9 @@ function runStation(dir, args, opts, logName) {
   if (opts.signal) [sig, phase] = opts.signal.split("@");
   const lines = [];
   let stderr = "";
-  child.stderr.on("data", (d) => { stderr += d; fs.appendFileSync(log, d); });
-  const rl = readline.createInterface({ input: child.stdout });
-  rl.on("line", (line) => {
-    fs.appendFileSync(log, line + "\n");
+  child.stderr.on("data", (d) => { stderr += d; });
+  const errDone = log.follow(prog, "err", child.stderr);
+  const outDone = log.follow(prog, "out", child.stdout, (line) => {
     lines.push(line);
     if (sig && line.includes(`phase: ${phase}`)) {
       child.kill(sig);
@@ -134,10 +227,14 @@ function runStation(dir, args, opts, logName) {
       hook = null;
     }
   });
-  const done = new Promise((resolve) => child.on("close", (code, signal) =>
-    resolve({ code, signal, lines, stderr, stdout: lines.join("\n") })));
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  const done = Promise.all([exited, outDone, errDone]).then(([{ code, signal }]) =>
+    ({ code, signal, lines, stderr, stdout: lines.join("\n") }));
   return { pid: child.pid, done };
 }
+
+// "exit 2" or "killed by SIGSEGV", for messages.
+const ended = (r) => (r.signal ? `killed by ${r.signal}` : `exit status ${r.code}`);
 
 function findRunDir(reports) {
   const runs = fs.readdirSync(reports).filter((d) => fs.statSync(path.join(reports, d)).isDirectory());
@@ -182,7 +279,11 @@ function checkStation(words, st, sim, images, check) {
   }
   const runDir = st.runDir();
   if (runDir === null) {
-    check(false, `${st.name}no run directory for '${words.join(" ")}'`);
+    check(false, `${st.name}no run directory under ${st.reports} for '${words.join(" ")}'`);
+    return;
+  }
+  if (!fs.existsSync(runDir)) {
+    check(false, `${st.name}the run directory ${runDir} does not exist, for '${words.join(" ")}'`);
     return;
   }
   const reports = slotReports(runDir);
@@ -206,27 +307,44 @@ function checkStation(words, st, sim, images, check) {
     }
   } else if (kind === "flash") {
     const slot = Number(words[1]);
-    const flash = fs.readFileSync(sim.boards[slot].flash);
     const rep = reports[slot];
-    for (const img of rep ? rep.images : []) {
-      const data = fs.readFileSync(Object.values(images).find((i) => img.file === i.path).path);
+    if (!sim.boards[slot]) { check(false, `flash ${slot}: the bench has no slot ${slot}`); return; }
+    if (!rep || !Array.isArray(rep.images) || rep.images.length === 0) {
+      check(false, `slot ${slot}: report lists no images`);
+      return;
+    }
+    const flash = fs.readFileSync(sim.boards[slot].flash);
+    // The report names the chip as the ROM does ("ESP32-S3"); the table uses "esp32s3".
+    const chip = rep.chip && rep.chip.name ? rep.chip.name.toLowerCase().replace(/[^a-z0-9]/g, "") : null;
+    for (const img of rep.images) {
+      const made = Object.values(images).find((i) => img.file === i.path);
+      if (!made) { check(false, `slot ${slot}: the report names ${img.file}, which is no image of this case`); continue; }
+      const data = fs.readFileSync(made.path);
       const got = flash.subarray(img.offset, img.offset + data.length);
-      // Bytes 2-3 of a firmware image at the bootloader offset may be patched (mode/freq/size);
-      // an ESP32 image with an appended SHA-256 then carries a recomputed digest, which must be
-      // the digest of what is in flash (protocol doc §9.3).
+      // Only a firmware image (0xE9) at the chip's bootloader offset may have bytes 2-3 patched
+      // (mode/freq/size); an ESP32 image with an appended SHA-256 then carries a recomputed
+      // digest, which must be the digest of what is in flash (protocol doc §9.3).
+      let patched = false;
+      if (data[0] === 0xe9) {
+        if (!(chip in BOOTLOADER_OFFSET)) {
+          check(false, `slot ${slot}: the runner does not know the bootloader offset of chip '${chip}'`);
+          continue;
+        }
+        patched = img.offset === BOOTLOADER_OFFSET[chip];
+      }
       let end = data.length;
       const digest = (buf, n) => crypto.createHash("sha256").update(buf.subarray(0, n)).digest();
-      if (data[0] === 0xe9 && data[23] === 1 && digest(data, end - 32).equals(data.subarray(end - 32))) {
+      if (patched && data[23] === 1 && digest(data, end - 32).equals(data.subarray(end - 32))) {
         end -= 32;
         check(digest(got, end).equals(got.subarray(end, end + 32)),
           `slot ${slot}: the appended SHA-256 in flash does not match the flashed image`);
       }
-      let diff = -1;
-      for (let i = 0; i < end; i++)
-        if (got[i] !== data[i] && !(i === 2 || i === 3)) { diff = i; break; }
-      check(diff === -1, `slot ${slot}: flash differs from ${img.file} at +0x${diff.toString(16)}`);
+      let diff = got.length < end ? got.length : -1;
+      for (let i = 0; i < Math.min(end, got.length); i++)
+        if (got[i] !== data[i] && !(patched && (i === 2 || i === 3))) { diff = i; break; }
+      check(diff === -1, `slot ${slot}: flash differs from ${img.file} at +0x${diff.toString(16)}` +
+        ` (image at 0x${img.offset.toString(16)}${patched ? ", the bootloader offset" : ""})`);
     }
-    check(rep && rep.images.length > 0, `slot ${slot}: report lists no images`);
   } else if (kind === "journal") {
     const text = fs.readFileSync(path.join(runDir, "journal.jsonl"), "utf8");
     check(text === "" || text.endsWith("\n"), `${st.name}journal does not end with a whole line`);
@@ -251,9 +369,8 @@ function checkStation(words, st, sim, images, check) {
   }
 }
 
-async function runCase(file) {
-  const name = path.basename(file, ".case");
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `es-it-${name}-`));
+// Runs one case in dir with its one log; returns the failures (empty: the case passed).
+async function runCase(file, dir, log) {
   const { sections, run } = parseCase(file);
   const failures = [];
   const check = (ok, what) => { if (!ok) failures.push(what); };
@@ -263,16 +380,23 @@ async function runCase(file) {
   for (const line of sections.images || []) {
     const [img, chip, size, seed] = line.trim().split(/\s+/);
     const out = path.join(dir, `${img}.bin`);
-    const hash = execFileSync(MKIMAGE, ["--chip", chip, "--size", size, "--seed", seed, "-o", out],
-      { stdio: ["ignore", "pipe", "ignore"] }).toString().trim().split(/\s+/)[0];
+    const r = spawnSync(MKIMAGE, ["--chip", chip, "--size", size, "--seed", seed, "-o", out],
+      { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
+    for (const l of r.stderr.split("\n").filter((l) => l !== "")) log.line("mkimage", "err", l);
+    if (r.status !== 0) throw new Error(`mkimage for ${img} ended with ${ended({ code: r.status, signal: r.signal })}`);
+    const hash = r.stdout.trim().split(/\s+/)[0];
     images[img] = { path: out, sha256: hash };
   }
+  const image = (n) => {
+    if (!images[n]) throw new Error(`@file/@sha256(${n}): no image ${n} in [images]`);
+    return images[n];
+  };
   // [profile], [profile2], ...: each becomes a profile file, passed in that order.
   const profiles = [];
   for (const sec of Object.keys(sections).filter((k) => k.startsWith("profile")).sort()) {
     const text = sections[sec].join("\n")
-      .replace(/@file\((\w+)\)/g, (_, n) => images[n].path)
-      .replace(/@sha256\((\w+)\)/g, (_, n) => images[n].sha256);
+      .replace(/@file\((\w+)\)/g, (_, n) => image(n).path)
+      .replace(/@sha256\((\w+)\)/g, (_, n) => image(n).sha256);
     const p = path.join(dir, `${sec}.yaml`);
     fs.writeFileSync(p, text + "\n");
     profiles.push(p);
@@ -281,33 +405,38 @@ async function runCase(file) {
 
   const scale = run.time_scale || "0.02";
   const sim = await startSim(dir, sections.bench || null,
-    run.sim_args ? run.sim_args.split(",") : [], scale);
-  for (const b of sim.boards) b.real = fs.realpathSync(b.port); // the links go with espsim
+    run.sim_args ? run.sim_args.split(",") : [], scale, log);
   let firstPid = 0;
+  const board = (n) => {
+    if (!sim.boards[Number(n)]) throw new Error(`the bench has no board ${n}`);
+    return sim.boards[Number(n)];
+  };
   const subst = (text) => text
     .replace(/@dir/g, dir)
     .replace(/@sim/g, path.join(dir, "sim"))
-    .replace(/@port\((\d+)\)/g, (_, n) => sim.boards[Number(n)].port)
-    .replace(/@real\((\d+)\)/g, (_, n) => sim.boards[Number(n)].real)
+    .replace(/@port\((\d+)\)/g, (_, n) => board(n).port)
+    .replace(/@real\((\d+)\)/g, (_, n) => board(n).real)
     .replace(/@pid/g, String(firstPid));
   const portArgs = (spec) => {
     const list = spec === undefined ? sim.boards.map((b) => b.port) : subst(spec).split(",");
     return list.flatMap((p) => ["--port", p]);
   };
   const stations = [
-    { name: "", reports: path.join(dir, "reports"), log: "espstation.log", result: null },
-    { name: "second: ", reports: path.join(dir, "reports2"), log: "second.log", result: null },
+    { name: "", prog: "espstation", reports: path.join(dir, "reports"), result: null },
+    { name: "second: ", prog: "second", reports: path.join(dir, "reports2"), result: null },
   ];
   const baseArgs = (st) => ["--lines", "--reports", st.reports, "--timeout-scale", String(MULT)];
+  let simEnd;
   try {
+    for (const b of sim.boards) b.real = fs.realpathSync(b.port); // the links go with espsim
     if (run.before === "run") {
-      const r = await runStation(dir, ["run", ...profiles, ...baseArgs(stations[0]), ...portArgs()],
-        {}, "before.log").done;
-      check(r.code === 0, `the flashing run before the check exited ${r.code}`);
+      const r = await runStation(log, "before", ["run", ...profiles, ...baseArgs(stations[0]),
+        ...portArgs()], {}).done;
+      check(r.code === 0, `the flashing run before the check ended with ${ended(r)}, expected exit status 0`);
     }
     if (run.poke) {
       const [slot, off] = run.poke.split(":");
-      const flash = sim.boards[Number(slot)].flash;
+      const flash = board(slot).flash;
       const fd = fs.openSync(flash, "r+");
       const b = Buffer.alloc(1);
       fs.readSync(fd, b, 0, 1, Number(off));
@@ -323,12 +452,12 @@ async function runCase(file) {
       opts.onPhase = {
         phase: run.second,
         fn: () => {
-          second = runStation(dir, [command, ...profiles, ...baseArgs(stations[1]),
-            ...portArgs(run.second_ports), ...extra], {}, stations[1].log);
+          second = runStation(log, stations[1].prog, [command, ...profiles, ...baseArgs(stations[1]),
+            ...portArgs(run.second_ports), ...extra], {});
         },
       };
-    const first = runStation(dir, [command, ...profiles, ...baseArgs(stations[0]),
-      ...portArgs(run.ports), ...extra], opts, stations[0].log);
+    const first = runStation(log, stations[0].prog, [command, ...profiles, ...baseArgs(stations[0]),
+      ...portArgs(run.ports), ...extra], opts);
     firstPid = first.pid;
     stations[0].result = await first.done;
     if (run.second) {
@@ -336,19 +465,29 @@ async function runCase(file) {
       if (second !== null) stations[1].result = await second.done;
     }
   } finally {
-    await stopSim(sim);
+    simEnd = await stopSim(sim);
   }
+  // espsim stops on SIGTERM with status 0; anything else (a crash, a sanitizer report) fails.
+  check(simEnd.code === 0 || simEnd.signal === "SIGTERM", `espsim ended with ${ended(simEnd)}`);
 
-  // Expectations.
+  // The exit status first: when it is wrong, the reports are not what the case describes.
   const result = stations[0].result;
   const wantExit = run.exit === undefined ? 0 : Number(run.exit);
+  let exitOk;
   if (run.signal && run.signal.startsWith("SIGKILL"))
-    check(result.signal === "SIGKILL", `espstation was not killed (exit ${result.code})`);
-  else check(result.code === wantExit, `exit status ${result.code}, expected ${wantExit}`);
+    exitOk = result.signal === "SIGKILL";
+  else exitOk = result.signal === null && result.code === wantExit;
+  check(exitOk, `espstation ended with ${ended(result)}, expected ${run.signal && run.signal.startsWith("SIGKILL") ? "to be killed by SIGKILL" : `exit status ${wantExit}`}`);
   if (stations[1].result !== null) {
     const wantSecond = run.second_exit === undefined ? 0 : Number(run.second_exit);
-    check(stations[1].result.code === wantSecond,
-      `second: exit status ${stations[1].result.code}, expected ${wantSecond}`);
+    const r = stations[1].result;
+    const ok = r.signal === null && r.code === wantSecond;
+    check(ok, `second: espstation ended with ${ended(r)}, expected exit status ${wantSecond}`);
+    exitOk = exitOk && ok;
+  }
+  if (!exitOk) {
+    if ((sections.expect || []).length > 0) failures.push("[expect] not checked: the exit status is wrong");
+    return failures;
   }
   // The run directory espstation named on its last line; after a SIGKILL, the newest one.
   for (const st of stations)
@@ -367,26 +506,34 @@ async function runCase(file) {
     }
     checkStation(words, st, sim, images, check);
   }
-  if (failures.length === 0) fs.rmSync(dir, { recursive: true, force: true });
-  return { name, failures, dir };
+  return failures;
 }
 
 const files = process.argv.slice(2);
 let passed = 0, failed = 0;
 for (const f of files) {
-  let r;
+  const name = path.basename(f, ".case");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `es-it-${name}-`));
+  const log = openLog(path.join(dir, "case.log"));
+  let failures;
   try {
-    r = await runCase(f);
+    failures = await runCase(f, dir, log);
   } catch (e) {
-    r = { name: path.basename(f), failures: [String(e.stack || e)], dir: "?" };
+    failures = [String(e.stack || e)];
   }
-  if (r.failures.length === 0) {
+  log.close();
+  if (failures.length === 0) {
     passed++;
-    console.log(`ok - ${r.name}`);
-  } else {
-    failed++;
-    console.log(`not ok - ${r.name} (logs kept in ${r.dir})`);
-    for (const f of r.failures) console.log(`    ${f}`);
+    fs.rmSync(dir, { recursive: true, force: true });
+    console.log(`ok - ${name}`);
+    continue;
+  }
+  failed++;
+  console.log(`not ok - ${name} (logs kept in ${dir}; every line in ${path.join(dir, "case.log")})`);
+  for (const what of failures) console.log(`    ${what}`);
+  for (const [prog, tail] of log.tails) {
+    console.log(`    --- ${prog} stderr, last ${tail.length} lines${tail.length === 0 ? " (nothing)" : ""}`);
+    for (const l of tail) console.log(`    | ${l}`);
   }
 }
 console.log(`${passed} passed, ${failed} failed`);
