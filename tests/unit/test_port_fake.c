@@ -335,11 +335,11 @@ static void test_close_drops_pending(void **state)
     port_close(c.p, on_closed);
     assert_int_equal(c.closed_calls, 0);                  /* on_closed comes from the loop */
     fake_port_send_raw(c.fp, (const uint8_t *)"B", 1, 0); /* nobody listens now */
+    assert_int_equal(fake_port_stats(c.fp)->closes, 1);
     ctx_finish(&c);
     assert_int_equal(c.data_calls, 0);
     assert_int_equal(c.frame_calls, 0);
     assert_int_equal(c.error_calls, 0);
-    assert_int_equal(fake_port_stats(c.fp)->closes, 1);
 }
 
 static void test_close_from_on_frame(void **state)
