@@ -2,9 +2,11 @@
  * close life cycle (count open handles, free in the last close callback), choosing the transport
  * from the name, and the public calls of include/es/port.h dispatched through p->ops.
  *
- * Dependencies go one way. The transports (port_serial.c, port_tcp.c, and the test-only
- * port_fake.c) call the helpers here, port_ctl.c and port_sockname.c; this file calls no
- * transport function by name, only through the ops tables port_tty_ops and port_tcp_ops. */
+ * Calls go one way (a -> b: a calls b), so no file calls into one that calls back into it:
+ *   port_serial.c -> port_lock.c, port_setspeed.c, port_ctl.c -> port.c
+ *   port_tcp.c -> port_sockname.c, port_ctl.c -> port.c;  port_fake.c (tests) -> port.c, slip.c
+ * This file names no transport function: it reaches them only through p->ops, set from the
+ * tables port_tty_ops and port_tcp_ops (port_fake.c passes its own to port_open_ops). */
 #define _DEFAULT_SOURCE
 #include <assert.h>
 #include <stdarg.h>

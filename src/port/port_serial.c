@@ -9,10 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -20,6 +18,7 @@
 
 #include "port_ctl.h"
 #include "port_internal.h"
+#include "port_lock.h"
 #include "port_setspeed.h"
 
 /* At most this much is read per readiness callback, so that one chatty port cannot starve the
@@ -159,110 +158,6 @@ static int open_libserialport(struct tty_port *t, uint32_t baud)
     return 0;
 }
 
-/* ---- The port lock (issue 11 #4) ----
- *
- * A second station on the same port reset boards in the middle of the first one's write. Every
- * station takes flock(LOCK_EX | LOCK_NB) on the device it opened, and refuses a port whose lock
- * another process holds, naming that process from /proc/locks. It looks there before it opens
- * the port at all, so that its own open (which raises DTR/RTS on a real adapter) and its reset
- * never touch a board another station is flashing; the flock after the open closes the window
- * between two stations started at the same instant. On real serial ports it also sets TIOCEXCL,
- * which makes the kernel refuse any other open of the port (EBUSY) to programs that do not take
- * locks, except root's. Not on pseudo-terminals: there the flag outlives our close while the
- * master side (espsim) stays open, so a killed station would leave the port closed to everyone
- * but root. */
-
-/* Unix98 pty slaves (/dev/pts/N) have majors 136-143 (Linux Documentation/admin-guide/
- * devices.txt). */
-#define PTY_SLAVE_MAJOR_FIRST 136
-#define PTY_SLAVE_MAJOR_LAST  143
-
-/* The process holding a lock on the file (dev, ino), from /proc/locks, whose lines read
- * "1: FLOCK  ADVISORY  WRITE 4242 00:19:7 0 EOF" (fs/locks.c, lock_get_status: pid, then the
- * file system's device as hex major:minor, then the inode). Lines of waiters ("1: -> FLOCK ...")
- * do not parse and are skipped. Returns 0 when no holder is listed or /proc cannot be read. */
-static pid_t lock_holder(dev_t dev, ino_t ino)
-{
-    FILE *f = fopen("/proc/locks", "re");
-    char line[256];
-    pid_t holder = 0;
-
-    if (f == NULL)
-        return 0;
-    while (holder == 0 && fgets(line, sizeof(line), f) != NULL) {
-        char type[16], kind[16], mode[16];
-        unsigned maj, min;
-        unsigned long long inode;
-        long pid;
-        const char *rest = strchr(line, ':');
-
-        if (rest == NULL || sscanf(rest + 1, "%15s %15s %15s %ld %x:%x:%llu", type, kind, mode,
-                                   &pid, &maj, &min, &inode) != 7)
-            continue;
-        if (pid > 0 && maj == major(dev) && min == minor(dev) && inode == (unsigned long long)ino)
-            holder = (pid_t)pid;
-    }
-    fclose(f);
-    return holder;
-}
-
-/* ES_PORT_BUSY naming the port and, when known, the process that holds it. */
-static int port_busy(const struct tty_port *t, pid_t pid, const char *how, struct es_err *err)
-{
-    char path[64], comm[64] = "";
-    FILE *f;
-
-    if (pid <= 0)
-        return es_fail(err, ES_PORT_BUSY,
-                       "port %s is in use: another program holds it (%s); wait for it to "
-                       "finish, or use another port",
-                       t->port.name, how);
-    snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
-    f = fopen(path, "re");
-    if (f != NULL) {
-        if (fgets(comm, sizeof(comm), f) != NULL)
-            comm[strcspn(comm, "\n")] = '\0';
-        fclose(f);
-    }
-    return es_fail(err, ES_PORT_BUSY,
-                   "port %s is in use: %s%spid %ld%s holds its lock; wait for that run to finish, "
-                   "or use another port",
-                   t->port.name, comm, comm[0] != '\0' ? " (" : "", (long)pid,
-                   comm[0] != '\0' ? ")" : "");
-}
-
-/* Before anything is opened: refuse a device whose lock another process holds. */
-static int check_unlocked(const struct tty_port *t, struct es_err *err)
-{
-    struct stat st;
-    pid_t pid;
-
-    if (stat(t->port.name, &st) < 0 || !S_ISCHR(st.st_mode))
-        return 0; /* the open names what is wrong */
-    pid = lock_holder(st.st_dev, st.st_ino);
-    return pid != 0 ? port_busy(t, pid, "flock", err) : 0;
-}
-
-/* After the open: take the lock, and TIOCEXCL where it applies. */
-static int lock_fd(struct tty_port *t, struct es_err *err)
-{
-    struct stat st;
-
-    if (fstat(t->fd, &st) < 0)
-        return es_fail(err, ES_PORT_OPEN, "port %s: fstat: %s", t->port.name, strerror(errno));
-    if (flock(t->fd, LOCK_EX | LOCK_NB) < 0) {
-        if (errno == EWOULDBLOCK)
-            return port_busy(t, lock_holder(st.st_dev, st.st_ino), "flock", err);
-        /* A file system without flock (EINVAL, ENOLCK) cannot hold another station's lock
-         * either; go on unlocked. */
-    }
-    if (S_ISCHR(st.st_mode) &&
-        (major(st.st_rdev) < PTY_SLAVE_MAJOR_FIRST || major(st.st_rdev) > PTY_SLAVE_MAJOR_LAST) &&
-        ioctl(t->fd, TIOCEXCL) == 0)
-        t->exclusive = 1;
-    return 0;
-}
-
 static int open_termios(struct tty_port *t, uint32_t baud, struct es_err *err)
 {
     struct termios tio;
@@ -270,13 +165,9 @@ static int open_termios(struct tty_port *t, uint32_t baud, struct es_err *err)
 
     t->fd = open(t->port.name, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
     if (t->fd < 0) {
-        struct stat st;
-
         e = errno;
         if (e == EBUSY) /* TIOCEXCL: the holder may still be found by its lock */
-            return port_busy(t,
-                             stat(t->port.name, &st) == 0 ? lock_holder(st.st_dev, st.st_ino) : 0,
-                             "it set TIOCEXCL", err);
+            return port_lock_busy(t->port.name, err);
         return es_fail(err, ES_PORT_OPEN, "open %s: %s; %s", t->port.name, strerror(e),
                        e == EACCES   ? "add the user to group dialout"
                        : e == ENOENT ? "check the name ('espstation ports' lists serial ports)"
@@ -357,7 +248,7 @@ static int tty_open(struct port *p, uint32_t baud, struct es_err *err)
 
     if (baud == 0)
         return es_fail(err, ES_INVALID_ARG, "port %s: baud rate 0", p->name);
-    rc = check_unlocked(t, err);
+    rc = port_lock_check(p->name, err);
     if (rc < 0)
         return rc;
     if (open_libserialport(t, baud) < 0) {
@@ -365,7 +256,7 @@ static int tty_open(struct port *p, uint32_t baud, struct es_err *err)
         if (rc < 0)
             return rc;
     }
-    rc = lock_fd(t, err);
+    rc = port_lock_take(p->name, t->fd, &t->exclusive, err);
     if (rc < 0) {
         close_fd(t);
         return rc;
