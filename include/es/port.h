@@ -1,7 +1,9 @@
 /* The port layer: one event-driven ops table over real serial ports (libserialport), other ttys
  * and pseudo-terminals (termios), and socket://host:port (uv_tcp). This is the only code that
  * knows termios, libserialport or sockets; sessions see bytes coming up through a callback.
- * Listing ports and choosing them by glob or USB identity lives here too (port_list.c). */
+ * Listing ports and choosing them by glob or USB identity lives here too (port_list.c). Each
+ * transport is a struct port_ops table behind this interface (src/port/port_internal.h); tests
+ * can open a scripted board through include/es/port_fake.h. */
 #ifndef ES_PORT_H
 #define ES_PORT_H
 
