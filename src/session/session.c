@@ -121,6 +121,15 @@ void send_cmd(struct session *s, size_t len, size_t result_len, uint64_t timeout
         arm_timer(s, scaled(s, timeout_ms));
 }
 
+/* The loader whose status bytes a reply is read with. Until a SYNC reply has said which loader
+ * answers (s->loader is ROM_LOADER_UNKNOWN: before the first SYNC reply and after every reset),
+ * a reply is read in the 4-byte ESP32 form: this is the one place that choice is made. Only SYNC
+ * replies are awaited then, and those are read by rom_sync_loader, which needs no loader. */
+static enum rom_loader reply_loader(const struct session *s)
+{
+    return s->loader == ROM_LOADER_UNKNOWN ? ROM_LOADER_ESP32 : s->loader;
+}
+
 size_t md5_result_len(const struct session *s)
 {
     return s->loader == ROM_LOADER_STUB ? 16 : 32;
@@ -254,7 +263,7 @@ static void on_reply(struct session *s, const struct rom_reply *r)
 {
     struct es_err err;
 
-    if (rom_reply_check(r, s->loader, &err) < 0) {
+    if (rom_reply_check(r, reply_loader(s), &err) < 0) {
         es_err_prefix(&err, "%s", rom_op_name(r->op));
         if (resend_refused(s, r, &err) == 0)
             return;
@@ -336,7 +345,7 @@ static void on_frame(void *arg, const uint8_t *frame, size_t len)
     if (!s->waiting || len < ROM_HEADER_LEN || frame[0] != ROM_DIR_REPLY ||
         frame[1] != s->pending_op)
         return;
-    if (rom_decode_reply(frame, len, s->loader, s->pending_result_len, &r, &err) < 0)
+    if (rom_decode_reply(frame, len, reply_loader(s), s->pending_result_len, &r, &err) < 0)
         return;
     s->waiting = 0;
     uv_timer_stop(&s->timer);
@@ -473,7 +482,7 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg,
     s->cb = *cb;
     s->arg = arg;
     s->baud = cfg->profiles[0]->baud;
-    s->loader = ROM_LOADER_ESP32; /* until a SYNC reply says which */
+    s->loader = ROM_LOADER_UNKNOWN; /* until a SYNC reply says which */
     /* A measurement switch (tools/bench): upload the stub at the profile's rate, as before. */
     s->no_rom_raise =
         getenv("ESPSTATION_ROM_BAUD") != NULL && strcmp(getenv("ESPSTATION_ROM_BAUD"), "keep") == 0;

@@ -395,7 +395,7 @@ int reconnect(struct session *s, const char *why)
     note(s, "retry", "%s; reconnecting from reset (attempt %d of %d)", why, s->connect_attempt + 1,
          attempts);
     s->rom_raised = 0;
-    s->loader = ROM_LOADER_ESP32; /* until a SYNC reply says which */
+    s->loader = ROM_LOADER_UNKNOWN; /* until a SYNC reply says which */
     goto_state(s, ST_RESET);
     return 0;
 }
@@ -522,6 +522,6 @@ void baud_fallback(struct session *s)
     s->rom_raised = 0; /* raise again, to the lower rate, before the stub upload */
     s->rep.baud_fallbacks++;
     note(s, "baud_fallback", "no reply at %u baud; reconnecting to try %u", failed, s->baud_cap);
-    s->loader = ROM_LOADER_ESP32;
+    s->loader = ROM_LOADER_UNKNOWN; /* until a SYNC reply says which */
     goto_state(s, ST_RESET);
 }
