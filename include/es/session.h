@@ -96,11 +96,12 @@ struct session_config {
 int session_new(uv_loop_t *loop, const struct session_config *cfg,
                 const struct session_callbacks *cb, void *arg, struct session **out,
                 struct es_err *err);
-/* Opens the port and starts the board's life. Always ends with on_done (also when the port
- * cannot be opened). */
+/* Opens the port and starts the board's life. Always ends with on_done, from the loop (also
+ * when the port cannot be opened). Does nothing for a session already interrupted. */
 void session_start(struct session *s);
-/* Stops the board as "interrupted" (SIGINT): on_done follows from the loop, or right away for a
- * session that was never started (it owns no handle to wait for). No-op once done. */
+/* Stops the board as "interrupted" (SIGINT). on_done follows from the loop, never from inside
+ * this call, also for a session that was never started; run the loop until it comes. No-op
+ * once the session is finishing. */
 void session_interrupt(struct session *s);
 /* Frees a session after on_done. */
 void session_free(struct session *s);

@@ -165,14 +165,17 @@ void session_finish(struct session *s, enum report_result result)
     goto_state(s, ST_CLOSING);
     s->finishing = 1;
     account_finish(s, result);
-    if (s->started) {
-        uv_timer_stop(&s->timer);
-        uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+    if (!s->started) {
+        /* A session that never started owns no handle to wait for. Its timer is opened only to
+         * be closed, so that on_done comes from the loop for every session, as the header
+         * promises, and never from inside session_interrupt. */
+        uv_timer_init(s->loop, &s->timer);
+        s->open_handles = 1;
     }
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
     if (s->port != NULL)
         port_close(s->port, on_port_closed);
-    else if (!s->started)
-        s->cb.on_done(s, s->arg);
 }
 
 /* Runs the entry action of the current state: used by goto_state and to retry a command. */
@@ -515,6 +518,8 @@ void session_start(struct session *s)
     static const struct port_callbacks port_cb = {on_port_data, on_port_error};
     struct es_err err;
 
+    if (s->finishing)
+        return; /* interrupted before it started: on_done is on its way */
     s->rep.start_ms = report_now_ms();
     s->phase_start_ns = uv_hrtime();
     s->phase = SESSION_PHASE_OPEN;
