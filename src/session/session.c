@@ -132,7 +132,7 @@ static enum rom_loader reply_loader(const struct session *s)
 
 size_t md5_result_len(const struct session *s)
 {
-    return s->loader == ROM_LOADER_STUB ? 16 : 32;
+    return s->loader == ROM_LOADER_STUB ? MD5_RESULT_STUB : MD5_RESULT_ROM;
 }
 static void maybe_done(struct session *s)
 {

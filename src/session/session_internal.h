@@ -42,9 +42,12 @@
 #define RESYNC_TRIES          4     /* READ_REG, 0xC0, SYNC rounds (see enter_resync) */
 #define IDENTIFY_PASSES       4     /* reads of the identity registers until two agree */
 #define RESET_HOLD_MS         100
-#define RESET_BOOT_MS         50  /* GPIO0 held low after EN rises, on even attempts */
-#define RESET_BOOT_LONG_MS    550 /* on odd attempts: slow boards (esptool's two delays) */
-#define RESET_DRAIN_MS        50  /* boot text drained before the first SYNC (§4) */
+#define RESET_BOOT_MS         50     /* GPIO0 held low after EN rises, on even attempts */
+#define RESET_BOOT_LONG_MS    550    /* on odd attempts: slow boards (esptool's two delays) */
+#define RESET_DRAIN_MS        50     /* boot text drained before the first SYNC (§4) */
+#define FLASH_SECTOR_BYTES    0x1000 /* the erase unit: a restarted write begins on one (§8.3) */
+#define MD5_RESULT_ROM        32 /* SPI_FLASH_MD5 result: 32 hex characters from a ROM (§3.11) */
+#define MD5_RESULT_STUB       16 /* and 16 raw bytes from the stub */
 /* Replies are short (the longest, a ROM MD5, is 44 bytes); 8 KiB leaves room for a READ_FLASH
  * packet later and costs little per board (64 boards: 512 KiB). */
 #define DECODER_CAP (8 * 1024)

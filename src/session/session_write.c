@@ -248,7 +248,7 @@ static void resume_point(struct session *s)
             s->wr_point = k;
         return;
     }
-    pos -= pos % 0x1000; /* a BEGIN erases from its offset: restart on a sector */
+    pos -= pos % FLASH_SECTOR_BYTES; /* a BEGIN erases from its offset: restart on a sector */
     if (pos > s->wr_base)
         s->wr_base = (uint32_t)pos;
 }
