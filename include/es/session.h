@@ -89,6 +89,11 @@ struct session_config {
     const struct port_info *usb; /* the port's USB identity for the report, or NULL */
     double timeout_scale; /* multiplies every timeout (sanitizer builds, slow hosts); 1 = normal */
     int verbose;          /* note every frame as hex (SERIAL TX / RX) */
+    /* Opens the port, with port_open's contract; NULL means port_open. Tests pass a scripted
+     * fake port here (es/port_fake.h). */
+    int (*open_port)(uv_loop_t *loop, const char *name, uint32_t baud,
+                     const struct port_callbacks *cb, void *arg, struct port **out,
+                     struct es_err *err);
 };
 
 /* Allocates a session; nothing happens until session_start. cfg and cb are copied, the strings

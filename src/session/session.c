@@ -482,6 +482,8 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg,
     s->cfg = *cfg;
     if (s->cfg.timeout_scale <= 0)
         s->cfg.timeout_scale = 1.0;
+    if (s->cfg.open_port == NULL)
+        s->cfg.open_port = port_open;
     s->cb = *cb;
     s->arg = arg;
     s->baud = cfg->profiles[0]->baud;
@@ -529,7 +531,7 @@ void session_start(struct session *s)
     uv_timer_init(s->loop, &s->timer);
     s->open_handles = 1;
     s->started = 1;
-    if (port_open(s->loop, s->cfg.port, s->baud, &port_cb, s, &s->port, &err) < 0) {
+    if (s->cfg.open_port(s->loop, s->cfg.port, s->baud, &port_cb, s, &s->port, &err) < 0) {
         session_fail_err(s, &err);
         return;
     }
