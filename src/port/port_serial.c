@@ -1,7 +1,8 @@
-/* Ports that are ttys: real serial ports opened through libserialport, and everything it refuses
- * (pseudo-terminals, symlinks to them) opened with plain termios. Either way the fd ends up
- * non-blocking under one uv_poll: read until EAGAIN, write what the OS takes, never block.
- * Rates termios has no constant for are set by port_setspeed.c. */
+/* The tty transport (port_tty_ops): real serial ports opened through libserialport, and
+ * everything it refuses (pseudo-terminals, symlinks to them) opened with plain termios. Either
+ * way the fd ends up non-blocking under one uv_poll: read until EAGAIN, write what the OS takes,
+ * never block. Rates termios has no constant for are set by port_setspeed.c; a pty's reset lines
+ * go to espsim's control socket (port_ctl.c). */
 #define _DEFAULT_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -17,11 +18,37 @@
 
 #include <libserialport.h>
 
+#include "port_ctl.h"
 #include "port_internal.h"
+#include "port_setspeed.h"
 
 /* At most this much is read per readiness callback, so that one chatty port cannot starve the
  * other boards on the loop; level-triggered polling calls us again for the rest. */
 #define READ_BUDGET_BYTES (64 * 1024)
+
+/* A tty port: the generic struct port and what only a tty has. */
+struct tty_port {
+    struct port port;
+    int fd;
+    struct sp_port *sp; /* NULL when opened through plain termios */
+    int exclusive;      /* TIOCEXCL is set: cleared again before the close */
+    int modem;          /* TIOCMSET works: the reset lines are the tty's own, not ctl's */
+    uv_poll_t poll;
+    int poll_init;
+    int poll_events;
+    uv_timer_t drain_timer; /* waits for the OS output queue before a baud change */
+    int timer_init;
+    uint32_t baud; /* the rate the line runs at now */
+    int baud_pending;
+    uint32_t baud_next;
+    size_t barrier;      /* with baud_pending: bytes at the front of q still due at the old rate */
+    struct port_ctl ctl; /* espsim's "<name>.ctl" reset channel, when the tty has no lines */
+};
+
+static struct tty_port *tty_of(struct port *p)
+{
+    return container_of(p, struct tty_port, port);
+}
 
 static const struct {
     uint32_t baud;
@@ -48,44 +75,45 @@ static int speed_code(uint32_t baud, speed_t *code)
     return -1;
 }
 
-static int sp_fail(struct port *p, const char *what, struct es_err *err)
+static int sp_fail(struct tty_port *t, const char *what, struct es_err *err)
 {
     char *msg = sp_last_error_message();
-    int rc = es_fail(err, ES_PORT_IO, "port %s: %s: %s", p->name, what, msg ? msg : "failed");
+    int rc = es_fail(err, ES_PORT_IO, "port %s: %s: %s", t->port.name, what, msg ? msg : "failed");
 
     sp_free_error_message(msg);
     return rc;
 }
 
 /* Sets the line rate now. Not called while bytes at the old rate are still queued. */
-static int apply_baud(struct port *p, uint32_t baud, struct es_err *err)
+static int apply_baud(struct tty_port *t, uint32_t baud, struct es_err *err)
 {
-    struct termios t;
+    struct termios tio;
     speed_t code;
     int rc;
 
-    if (p->sp != NULL) {
-        if (baud > INT32_MAX || sp_set_baudrate(p->sp, (int)baud) != SP_OK)
-            return sp_fail(p, "set baud rate", err);
-        p->baud = baud;
+    if (t->sp != NULL) {
+        if (baud > INT32_MAX || sp_set_baudrate(t->sp, (int)baud) != SP_OK)
+            return sp_fail(t, "set baud rate", err);
+        t->baud = baud;
         return 0;
     }
     if (speed_code(baud, &code) < 0) {
-        rc = port_setspeed_custom(p->fd, baud);
+        rc = port_setspeed_custom(t->fd, baud);
         if (rc < 0)
             return es_fail(err, ES_PORT_IO,
                            "port %s: set baud rate %u (termios2 BOTHER): %s; try a standard "
                            "rate such as 115200",
-                           p->name, baud, strerror(-rc));
-        p->baud = baud;
+                           t->port.name, baud, strerror(-rc));
+        t->baud = baud;
         return 0;
     }
-    if (tcgetattr(p->fd, &t) < 0)
-        return es_fail(err, ES_PORT_IO, "port %s: tcgetattr: %s", p->name, strerror(errno));
-    if (cfsetispeed(&t, code) < 0 || cfsetospeed(&t, code) < 0 || tcsetattr(p->fd, TCSANOW, &t) < 0)
-        return es_fail(err, ES_PORT_IO, "port %s: set baud rate %u: %s", p->name, baud,
+    if (tcgetattr(t->fd, &tio) < 0)
+        return es_fail(err, ES_PORT_IO, "port %s: tcgetattr: %s", t->port.name, strerror(errno));
+    if (cfsetispeed(&tio, code) < 0 || cfsetospeed(&tio, code) < 0 ||
+        tcsetattr(t->fd, TCSANOW, &tio) < 0)
+        return es_fail(err, ES_PORT_IO, "port %s: set baud rate %u: %s", t->port.name, baud,
                        strerror(errno));
-    p->baud = baud;
+    t->baud = baud;
     return 0;
 }
 
@@ -105,12 +133,12 @@ static int modem_set(int fd, int dtr, int rts)
     return 0;
 }
 
-static int open_libserialport(struct port *p, uint32_t baud)
+static int open_libserialport(struct tty_port *t, uint32_t baud)
 {
     struct sp_port *sp;
     int fd, fl;
 
-    if (baud > INT32_MAX || sp_get_port_by_name(p->name, &sp) != SP_OK)
+    if (baud > INT32_MAX || sp_get_port_by_name(t->port.name, &sp) != SP_OK)
         return -1;
     if (sp_open(sp, SP_MODE_READ_WRITE) != SP_OK) {
         sp_free_port(sp);
@@ -125,9 +153,9 @@ static int open_libserialport(struct port *p, uint32_t baud)
         sp_free_port(sp);
         return -1; /* the termios path will try again and name the failing call */
     }
-    p->sp = sp;
-    p->fd = fd;
-    p->baud = baud;
+    t->sp = sp;
+    t->fd = fd;
+    t->baud = baud;
     return 0;
 }
 
@@ -179,7 +207,7 @@ static pid_t lock_holder(dev_t dev, ino_t ino)
 }
 
 /* ES_PORT_BUSY naming the port and, when known, the process that holds it. */
-static int port_busy(const struct port *p, pid_t pid, const char *how, struct es_err *err)
+static int port_busy(const struct tty_port *t, pid_t pid, const char *how, struct es_err *err)
 {
     char path[64], comm[64] = "";
     FILE *f;
@@ -188,7 +216,7 @@ static int port_busy(const struct port *p, pid_t pid, const char *how, struct es
         return es_fail(err, ES_PORT_BUSY,
                        "port %s is in use: another program holds it (%s); wait for it to "
                        "finish, or use another port",
-                       p->name, how);
+                       t->port.name, how);
     snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
     f = fopen(path, "re");
     if (f != NULL) {
@@ -199,119 +227,120 @@ static int port_busy(const struct port *p, pid_t pid, const char *how, struct es
     return es_fail(err, ES_PORT_BUSY,
                    "port %s is in use: %s%spid %ld%s holds its lock; wait for that run to finish, "
                    "or use another port",
-                   p->name, comm, comm[0] != '\0' ? " (" : "", (long)pid,
+                   t->port.name, comm, comm[0] != '\0' ? " (" : "", (long)pid,
                    comm[0] != '\0' ? ")" : "");
 }
 
 /* Before anything is opened: refuse a device whose lock another process holds. */
-static int check_unlocked(const struct port *p, struct es_err *err)
+static int check_unlocked(const struct tty_port *t, struct es_err *err)
 {
     struct stat st;
     pid_t pid;
 
-    if (stat(p->name, &st) < 0 || !S_ISCHR(st.st_mode))
+    if (stat(t->port.name, &st) < 0 || !S_ISCHR(st.st_mode))
         return 0; /* the open names what is wrong */
     pid = lock_holder(st.st_dev, st.st_ino);
-    return pid != 0 ? port_busy(p, pid, "flock", err) : 0;
+    return pid != 0 ? port_busy(t, pid, "flock", err) : 0;
 }
 
 /* After the open: take the lock, and TIOCEXCL where it applies. */
-static int lock_fd(struct port *p, struct es_err *err)
+static int lock_fd(struct tty_port *t, struct es_err *err)
 {
     struct stat st;
 
-    if (fstat(p->fd, &st) < 0)
-        return es_fail(err, ES_PORT_OPEN, "port %s: fstat: %s", p->name, strerror(errno));
-    if (flock(p->fd, LOCK_EX | LOCK_NB) < 0) {
+    if (fstat(t->fd, &st) < 0)
+        return es_fail(err, ES_PORT_OPEN, "port %s: fstat: %s", t->port.name, strerror(errno));
+    if (flock(t->fd, LOCK_EX | LOCK_NB) < 0) {
         if (errno == EWOULDBLOCK)
-            return port_busy(p, lock_holder(st.st_dev, st.st_ino), "flock", err);
+            return port_busy(t, lock_holder(st.st_dev, st.st_ino), "flock", err);
         /* A file system without flock (EINVAL, ENOLCK) cannot hold another station's lock
          * either; go on unlocked. */
     }
     if (S_ISCHR(st.st_mode) &&
         (major(st.st_rdev) < PTY_SLAVE_MAJOR_FIRST || major(st.st_rdev) > PTY_SLAVE_MAJOR_LAST) &&
-        ioctl(p->fd, TIOCEXCL) == 0)
-        p->exclusive = 1;
+        ioctl(t->fd, TIOCEXCL) == 0)
+        t->exclusive = 1;
     return 0;
 }
 
-static int open_termios(struct port *p, uint32_t baud, struct es_err *err)
+static int open_termios(struct tty_port *t, uint32_t baud, struct es_err *err)
 {
-    struct termios t;
+    struct termios tio;
     int e, rc;
 
-    p->fd = open(p->name, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-    if (p->fd < 0) {
+    t->fd = open(t->port.name, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (t->fd < 0) {
         struct stat st;
 
         e = errno;
         if (e == EBUSY) /* TIOCEXCL: the holder may still be found by its lock */
-            return port_busy(p, stat(p->name, &st) == 0 ? lock_holder(st.st_dev, st.st_ino) : 0,
+            return port_busy(t,
+                             stat(t->port.name, &st) == 0 ? lock_holder(st.st_dev, st.st_ino) : 0,
                              "it set TIOCEXCL", err);
-        return es_fail(err, ES_PORT_OPEN, "open %s: %s; %s", p->name, strerror(e),
+        return es_fail(err, ES_PORT_OPEN, "open %s: %s; %s", t->port.name, strerror(e),
                        e == EACCES   ? "add the user to group dialout"
                        : e == ENOENT ? "check the name ('espstation ports' lists serial ports)"
                        : e == EMFILE || e == ENFILE ? OPEN_FILES_HINT
                                                     : "check the port");
     }
-    if (tcgetattr(p->fd, &t) < 0) {
+    if (tcgetattr(t->fd, &tio) < 0) {
         e = errno;
-        rc = es_fail(err, ES_PORT_OPEN, "port %s: tcgetattr: %s; is it a serial port?", p->name,
-                     strerror(e));
+        rc = es_fail(err, ES_PORT_OPEN, "port %s: tcgetattr: %s; is it a serial port?",
+                     t->port.name, strerror(e));
         goto out_close_fd;
     }
-    cfmakeraw(&t);
-    t.c_cflag &= ~(tcflag_t)(CSIZE | PARENB | CSTOPB | CRTSCTS);
-    t.c_cflag |= CS8 | CLOCAL | CREAD;
-    t.c_iflag &= ~(tcflag_t)(IXON | IXOFF | IXANY);
-    t.c_cc[VMIN] = 1;
-    t.c_cc[VTIME] = 0;
-    if (tcsetattr(p->fd, TCSANOW, &t) < 0) {
-        rc = es_fail(err, ES_PORT_OPEN, "port %s: tcsetattr (raw 8N1): %s", p->name,
+    cfmakeraw(&tio);
+    tio.c_cflag &= ~(tcflag_t)(CSIZE | PARENB | CSTOPB | CRTSCTS);
+    tio.c_cflag |= CS8 | CLOCAL | CREAD;
+    tio.c_iflag &= ~(tcflag_t)(IXON | IXOFF | IXANY);
+    tio.c_cc[VMIN] = 1;
+    tio.c_cc[VTIME] = 0;
+    if (tcsetattr(t->fd, TCSANOW, &tio) < 0) {
+        rc = es_fail(err, ES_PORT_OPEN, "port %s: tcsetattr (raw 8N1): %s", t->port.name,
                      strerror(errno));
         goto out_close_fd;
     }
-    rc = apply_baud(p, baud, err);
+    rc = apply_baud(t, baud, err);
     if (rc < 0) {
         err->code = ES_PORT_OPEN;
         goto out_close_fd;
     }
     return 0;
 out_close_fd:
-    close(p->fd);
-    p->fd = -1;
+    close(t->fd);
+    t->fd = -1;
     return rc;
 }
 
-static void close_fd(struct port *p)
+static void close_fd(struct tty_port *t)
 {
-    if (p->exclusive && p->fd >= 0)
-        ioctl(p->fd, TIOCNXCL); /* the flag would outlive us if someone else has it open */
-    p->exclusive = 0;
-    if (p->sp != NULL) {
-        sp_close(p->sp);
-        sp_free_port(p->sp);
-        p->sp = NULL;
-    } else if (p->fd >= 0) {
-        close(p->fd);
+    if (t->exclusive && t->fd >= 0)
+        ioctl(t->fd, TIOCNXCL); /* the flag would outlive us if someone else has it open */
+    t->exclusive = 0;
+    if (t->sp != NULL) {
+        sp_close(t->sp);
+        sp_free_port(t->sp);
+        t->sp = NULL;
+    } else if (t->fd >= 0) {
+        close(t->fd);
     }
-    p->fd = -1;
+    t->fd = -1;
 }
 
 static void on_tty_poll(uv_poll_t *h, int status, int events);
-static void on_drain_timer(uv_timer_t *t);
+static void on_drain_timer(uv_timer_t *h);
 
 /* A Unix socket "<name>.ctl" next to the port, with name as given (espsim's symlink), not
  * resolved: espsim's reset channel (sim brief, protocol doc §13.2). */
-static int ctl_candidate(const struct port *p, char **path)
+static int ctl_candidate(const struct tty_port *t, char **path)
 {
     struct stat st;
-    size_t n = strlen(p->name);
+    size_t n = strlen(t->port.name);
 
     *path = malloc(n + 5);
     if (*path == NULL)
         return -1;
-    memcpy(*path, p->name, n);
+    memcpy(*path, t->port.name, n);
     memcpy(*path + n, ".ctl", 5);
     if (stat(*path, &st) == 0 && S_ISSOCK(st.st_mode))
         return 1;
@@ -320,149 +349,151 @@ static int ctl_candidate(const struct port *p, char **path)
     return 0;
 }
 
-int tty_open(struct port *p, uint32_t baud, struct es_err *err)
+static int tty_open(struct port *p, uint32_t baud, struct es_err *err)
 {
+    struct tty_port *t = tty_of(p);
     char *ctl = NULL;
     int rc;
 
-    rc = check_unlocked(p, err);
+    if (baud == 0)
+        return es_fail(err, ES_INVALID_ARG, "port %s: baud rate 0", p->name);
+    rc = check_unlocked(t, err);
     if (rc < 0)
         return rc;
-    if (open_libserialport(p, baud) < 0) {
-        rc = open_termios(p, baud, err);
+    if (open_libserialport(t, baud) < 0) {
+        rc = open_termios(t, baud, err);
         if (rc < 0)
             return rc;
     }
-    rc = lock_fd(p, err);
+    rc = lock_fd(t, err);
     if (rc < 0) {
-        close_fd(p);
+        close_fd(t);
         return rc;
     }
     /* Opening a tty asserts DTR and RTS; on a board with RTS wired straight to EN that holds
      * the chip in reset, so both are released right away (protocol doc §5.4). */
-    rc = modem_set(p->fd, 0, 0);
+    rc = modem_set(t->fd, 0, 0);
     if (rc == 0) {
-        p->lines = PORT_LINES_MODEM;
+        t->modem = 1;
+        p->can_reset = 1;
     } else if (rc == -ENOTTY || rc == -EINVAL) {
-        p->lines = PORT_LINES_NONE; /* a pty, or a driver without modem lines */
+        t->modem = 0; /* a pty, or a driver without modem lines */
     } else {
-        rc = es_fail(err, ES_PORT_OPEN, "port %s: deassert DTR/RTS (TIOCMSET): %s", p->name,
+        rc = es_fail(err, ES_PORT_OPEN, "port %s: deassert DTR/RTS (TIOCMSET): %s", t->port.name,
                      strerror(-rc));
-        close_fd(p);
+        close_fd(t);
         return rc;
     }
-    rc = uv_poll_init(p->loop, &p->poll, p->fd);
+    rc = uv_poll_init(t->port.loop, &t->poll, t->fd);
     if (rc < 0) {
-        rc = es_fail(err, ES_PORT_OPEN, "port %s: uv_poll_init: %s", p->name, uv_strerror(rc));
-        close_fd(p);
+        rc = es_fail(err, ES_PORT_OPEN, "port %s: uv_poll_init: %s", t->port.name, uv_strerror(rc));
+        close_fd(t);
         return rc;
     }
     /* From here on the fd belongs to the poll handle and is closed in its close callback. */
-    p->poll.data = p;
-    p->poll_init = 1;
-    p->pending++;
-    uv_timer_init(p->loop, &p->drain_timer);
-    p->drain_timer.data = p;
-    p->timer_init = 1;
-    p->pending++;
+    t->poll_init = 1;
+    t->port.pending++;
+    uv_timer_init(t->port.loop, &t->drain_timer);
+    t->timer_init = 1;
+    t->port.pending++;
 
-    if (p->lines == PORT_LINES_NONE) {
-        rc = ctl_candidate(p, &ctl);
+    if (!t->modem) {
+        rc = ctl_candidate(t, &ctl);
         if (rc < 0)
-            return es_fail(err, ES_NOMEM, "port %s: out of memory", p->name);
+            return es_fail(err, ES_NOMEM, "port %s: out of memory", t->port.name);
         if (rc == 1) {
-            rc = port_ctl_open(p, ctl, err);
+            rc = port_ctl_open(&t->ctl, p, ctl, err);
             free(ctl);
             if (rc < 0)
                 return rc;
+            p->can_reset = 1;
         }
     }
-    p->poll_events = UV_READABLE | UV_DISCONNECT;
-    rc = uv_poll_start(&p->poll, p->poll_events, on_tty_poll);
+    t->poll_events = UV_READABLE | UV_DISCONNECT;
+    rc = uv_poll_start(&t->poll, t->poll_events, on_tty_poll);
     if (rc < 0)
-        return es_fail(err, ES_PORT_OPEN, "port %s: uv_poll_start: %s", p->name, uv_strerror(rc));
+        return es_fail(err, ES_PORT_OPEN, "port %s: uv_poll_start: %s", t->port.name,
+                       uv_strerror(rc));
     return 0;
 }
 
-static size_t sendable(const struct port *p)
+static size_t sendable(const struct tty_port *t)
 {
-    return p->baud_pending ? p->barrier : p->q.len;
+    return t->baud_pending ? t->barrier : t->port.q.len;
 }
 
-static void update_poll(struct port *p)
+static void update_poll(struct tty_port *t)
 {
-    int events = UV_READABLE | UV_DISCONNECT | (sendable(p) > 0 ? UV_WRITABLE : 0);
+    int events = UV_READABLE | UV_DISCONNECT | (sendable(t) > 0 ? UV_WRITABLE : 0);
     int rc;
 
-    if (events == p->poll_events)
+    if (events == t->poll_events)
         return;
-    rc = uv_poll_start(&p->poll, events, on_tty_poll);
+    rc = uv_poll_start(&t->poll, events, on_tty_poll);
     if (rc < 0) {
-        port_fail(p, ES_PORT_IO, "port %s: uv_poll_start: %s", p->name, uv_strerror(rc));
+        port_fail(&t->port, ES_PORT_IO, "port %s: uv_poll_start: %s", t->port.name,
+                  uv_strerror(rc));
         return;
     }
-    p->poll_events = events;
+    t->poll_events = events;
 }
 
 /* Bytes the OS still holds for the line (0 when it cannot say, as for a pty). */
-static int os_output_queued(const struct port *p)
+static int os_output_queued(const struct tty_port *t)
 {
     int n = 0;
 
-    if (ioctl(p->fd, TIOCOUTQ, &n) < 0)
+    if (ioctl(t->fd, TIOCOUTQ, &n) < 0)
         return 0;
     return n;
 }
 
 /* Every byte due at the old rate has been handed to the OS: wait until the OS has sent them
  * too, then switch. A timer, not tcdrain(), which would block the loop. */
-static void baud_step(struct port *p)
+static void baud_step(struct tty_port *t)
 {
     struct es_err err;
-    int queued = os_output_queued(p);
+    int queued = os_output_queued(t);
 
     if (queued > 0) {
-        uint64_t ms = (uint64_t)queued * 10u * 1000u / (p->baud ? p->baud : 9600) + 1;
+        uint64_t ms = (uint64_t)queued * 10u * 1000u / (t->baud ? t->baud : 9600) + 1;
 
-        uv_timer_start(&p->drain_timer, on_drain_timer, ms, 0);
+        uv_timer_start(&t->drain_timer, on_drain_timer, ms, 0);
         return;
     }
-    p->baud_pending = 0;
-    if (apply_baud(p, p->baud_next, &err) < 0)
-        port_fail(p, err.code, "%s", err.msg);
+    t->baud_pending = 0;
+    if (apply_baud(t, t->baud_next, &err) < 0)
+        port_fail(&t->port, err.code, "%s", err.msg);
 }
 
-void tty_kick(struct port *p)
+static void kick(struct tty_port *t)
 {
-    if (p->closing || p->failed)
+    if (t->port.closing || t->port.failed)
         return;
-    if (p->baud_pending && p->barrier == 0 && !uv_is_active((uv_handle_t *)&p->drain_timer)) {
-        baud_step(p);
-        if (p->failed)
+    if (t->baud_pending && t->barrier == 0 && !uv_is_active((uv_handle_t *)&t->drain_timer)) {
+        baud_step(t);
+        if (t->port.failed)
             return;
     }
-    update_poll(p);
+    update_poll(t);
 }
 
-static void on_drain_timer(uv_timer_t *t)
+static void on_drain_timer(uv_timer_t *h)
 {
-    struct port *p = t->data;
-
-    tty_kick(p);
+    kick(container_of(h, struct tty_port, drain_timer));
 }
 
-static void on_readable(struct port *p)
+static void on_readable(struct tty_port *t)
 {
     uint8_t buf[4096];
     size_t total = 0;
 
     while (total < READ_BUDGET_BYTES) {
-        ssize_t n = read(p->fd, buf, sizeof(buf));
+        ssize_t n = read(t->fd, buf, sizeof(buf));
 
         if (n > 0) {
             total += (size_t)n;
-            p->cb.on_data(p, buf, (size_t)n, p->arg);
-            if (p->closing || p->failed)
+            if (!port_received(&t->port, buf, (size_t)n))
                 return;
             continue;
         }
@@ -471,18 +502,18 @@ static void on_readable(struct port *p)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return; /* spurious readiness, or all read */
         if (n == 0 || errno == EIO || errno == ENXIO || errno == ENODEV)
-            port_fail(p, ES_PORT_CLOSED, "port %s closed: board unplugged? (%s)", p->name,
-                      n == 0 ? "end of file" : strerror(errno));
+            port_fail(&t->port, ES_PORT_CLOSED, "port %s closed: board unplugged? (%s)",
+                      t->port.name, n == 0 ? "end of file" : strerror(errno));
         else
-            port_fail(p, ES_PORT_IO, "port %s: read: %s", p->name, strerror(errno));
+            port_fail(&t->port, ES_PORT_IO, "port %s: read: %s", t->port.name, strerror(errno));
         return;
     }
 }
 
-static void on_writable(struct port *p)
+static void on_writable(struct tty_port *t)
 {
-    while (sendable(p) > 0) {
-        ssize_t n = write(p->fd, p->q.buf + p->q.head, sendable(p));
+    while (sendable(t) > 0) {
+        ssize_t n = write(t->fd, t->port.q.buf + t->port.q.head, sendable(t));
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -490,102 +521,164 @@ static void on_writable(struct port *p)
             break;
         if (n < 0) {
             if (errno == EIO || errno == ENXIO || errno == ENODEV)
-                port_fail(p, ES_PORT_CLOSED, "port %s closed: board unplugged? (write: %s)",
-                          p->name, strerror(errno));
+                port_fail(&t->port, ES_PORT_CLOSED, "port %s closed: board unplugged? (write: %s)",
+                          t->port.name, strerror(errno));
             else
-                port_fail(p, ES_PORT_IO, "port %s: write: %s", p->name, strerror(errno));
+                port_fail(&t->port, ES_PORT_IO, "port %s: write: %s", t->port.name,
+                          strerror(errno));
             return;
         }
-        outq_consume(&p->q, (size_t)n);
-        if (p->baud_pending)
-            p->barrier -= (size_t)n;
+        outq_consume(&t->port.q, (size_t)n);
+        if (t->baud_pending)
+            t->barrier -= (size_t)n;
     }
-    tty_kick(p);
+    kick(t);
 }
 
 static void on_tty_poll(uv_poll_t *h, int status, int events)
 {
-    struct port *p = h->data;
+    struct tty_port *t = container_of(h, struct tty_port, poll);
 
-    if (p->closing || p->failed)
+    if (t->port.closing || t->port.failed)
         return;
     if (status < 0) {
         /* libuv turns POLLERR into UV_EBADF and stops the handle. On a tty that is a hangup
          * (a pty whose master closed, an unplugged adapter): read() names the cause. */
-        on_readable(p);
-        port_fail(p, ES_PORT_CLOSED, "port %s closed: board unplugged? (poll: %s)", p->name,
-                  uv_strerror(status));
+        on_readable(t);
+        port_fail(&t->port, ES_PORT_CLOSED, "port %s closed: board unplugged? (poll: %s)",
+                  t->port.name, uv_strerror(status));
         return;
     }
     if (events & (UV_READABLE | UV_DISCONNECT)) {
-        on_readable(p);
-        if (p->closing || p->failed)
+        on_readable(t);
+        if (t->port.closing || t->port.failed)
             return;
     }
     if (events & UV_WRITABLE) {
-        on_writable(p);
-        if (p->closing || p->failed)
+        on_writable(t);
+        if (t->port.closing || t->port.failed)
             return;
     }
     if (events & UV_DISCONNECT) /* hung up, yet read() did not say so */
-        port_fail(p, ES_PORT_CLOSED, "port %s closed: board unplugged? (hangup)", p->name);
+        port_fail(&t->port, ES_PORT_CLOSED, "port %s closed: board unplugged? (hangup)",
+                  t->port.name);
 }
 
-int tty_set_baud(struct port *p, uint32_t baud, struct es_err *err)
+/* ---- The ops ---- */
+
+static void tty_kick(struct port *p)
 {
-    if (p->baud_pending) { /* a change is already waiting: the later rate wins */
-        p->baud_next = baud;
+    kick(tty_of(p));
+}
+
+static int tty_set_baud(struct port *p, uint32_t baud, struct es_err *err)
+{
+    struct tty_port *t = tty_of(p);
+
+    if (t->baud_pending) { /* a change is already waiting: the later rate wins */
+        t->baud_next = baud;
         return 0;
     }
-    if (p->q.len == 0 && os_output_queued(p) == 0)
-        return apply_baud(p, baud, err);
-    p->baud_pending = 1;
-    p->baud_next = baud;
-    p->barrier = p->q.len;
-    tty_kick(p);
+    if (p->q.len == 0 && os_output_queued(t) == 0)
+        return apply_baud(t, baud, err);
+    t->baud_pending = 1;
+    t->baud_next = baud;
+    t->barrier = p->q.len;
+    kick(t);
     return 0;
 }
 
-int tty_set_lines(struct port *p, int dtr, int rts, struct es_err *err)
+static int tty_set_lines(struct port *p, int dtr, int rts, struct es_err *err)
 {
-    int rc = modem_set(p->fd, dtr, rts);
+    struct tty_port *t = tty_of(p);
+    int rc;
 
+    if (!t->modem)
+        return port_ctl_set_lines(&t->ctl, dtr, rts, err);
+    rc = modem_set(t->fd, dtr, rts);
     if (rc < 0)
         return es_fail(err, ES_PORT_IO, "port %s: set DTR=%d RTS=%d (TIOCMSET): %s", p->name,
                        dtr ? 1 : 0, rts ? 1 : 0, strerror(-rc));
     return 0;
 }
 
-void tty_flush_input(struct port *p)
+static void tty_flush_input(struct port *p)
 {
-    if (p->fd >= 0)
-        tcflush(p->fd, TCIFLUSH);
+    struct tty_port *t = tty_of(p);
+
+    if (t->fd >= 0)
+        tcflush(t->fd, TCIFLUSH);
 }
 
-void tty_stop(struct port *p)
+static void tty_stop(struct port *p)
 {
-    if (p->poll_init)
-        uv_poll_stop(&p->poll);
-    if (p->timer_init)
-        uv_timer_stop(&p->drain_timer);
+    struct tty_port *t = tty_of(p);
+
+    if (t->poll_init)
+        uv_poll_stop(&t->poll);
+    if (t->timer_init)
+        uv_timer_stop(&t->drain_timer);
+    port_ctl_stop(&t->ctl);
 }
 
 static void on_tty_poll_closed(uv_handle_t *h)
 {
-    struct port *p = h->data;
+    struct tty_port *t = container_of((uv_poll_t *)h, struct tty_port, poll);
 
-    close_fd(p); /* only now: uv_poll wants the fd alive until its handle is closed */
-    port_on_handle_closed(h);
+    close_fd(t); /* only now: uv_poll wants the fd alive until its handle is closed */
+    port_release(&t->port);
 }
 
-void tty_close(struct port *p)
+static void on_drain_timer_closed(uv_handle_t *h)
 {
-    if (p->poll_init) {
-        p->poll_init = 0;
-        uv_close((uv_handle_t *)&p->poll, on_tty_poll_closed);
-    }
-    if (p->timer_init) {
-        p->timer_init = 0;
-        uv_close((uv_handle_t *)&p->drain_timer, port_on_handle_closed);
-    }
+    port_release(&container_of((uv_timer_t *)h, struct tty_port, drain_timer)->port);
 }
+
+static void tty_close(struct port *p)
+{
+    struct tty_port *t = tty_of(p);
+
+    t->baud_pending = 0;
+    t->barrier = 0;
+    if (t->poll_init) {
+        t->poll_init = 0;
+        uv_close((uv_handle_t *)&t->poll, on_tty_poll_closed);
+    }
+    if (t->timer_init) {
+        t->timer_init = 0;
+        uv_close((uv_handle_t *)&t->drain_timer, on_drain_timer_closed);
+    }
+    port_ctl_close(&t->ctl);
+}
+
+static struct port *tty_alloc(void)
+{
+    struct tty_port *t = calloc(1, sizeof(*t));
+
+    if (t == NULL)
+        return NULL;
+    t->fd = -1;
+    t->ctl.fd = -1;
+    return &t->port;
+}
+
+static void tty_free(struct port *p)
+{
+    struct tty_port *t = tty_of(p);
+
+    port_ctl_free(&t->ctl);
+    free(t);
+}
+
+const struct port_ops port_tty_ops = {
+    .name = "tty",
+    .alloc = tty_alloc,
+    .open = tty_open,
+    .kick = tty_kick,
+    .set_baud = tty_set_baud,
+    .set_lines = tty_set_lines,
+    .flush_input = tty_flush_input,
+    .stop = tty_stop,
+    .close = tty_close,
+    .free = tty_free,
+};
