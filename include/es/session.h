@@ -105,8 +105,9 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg,
  * when the port cannot be opened). Does nothing for a session already interrupted. */
 void session_start(struct session *s);
 /* Stops the board as "interrupted" (SIGINT). on_done follows from the loop, never from inside
- * this call, also for a session that was never started; run the loop until it comes. No-op
- * once the session is finishing. */
+ * this call, also for a session that was never started; run the loop until it comes. May be
+ * called from the loop or from inside on_phase (not from on_note or get_payload). No-op once
+ * the session is finishing. */
 void session_interrupt(struct session *s);
 /* Frees a session after on_done. */
 void session_free(struct session *s);

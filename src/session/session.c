@@ -71,6 +71,8 @@ void note(struct session *s, const char *what, const char *fmt, ...)
 
 void arm_timer(struct session *s, uint64_t ms)
 {
+    if (s->finishing)
+        return; /* the timer is closing */
     s->grace = 0;
     uv_timer_start(&s->timer, on_step_timeout, ms, 0);
 }
@@ -522,15 +524,17 @@ void session_start(struct session *s)
 
     if (s->finishing)
         return; /* interrupted before it started: on_done is on its way */
+    uv_timer_init(s->loop, &s->timer);
+    s->open_handles = 1;
+    s->started = 1;
     s->rep.start_ms = report_now_ms();
     s->phase_start_ns = uv_hrtime();
     s->phase = SESSION_PHASE_OPEN;
     s->phase_seen[SESSION_PHASE_OPEN] = 1;
     if (s->cb.on_phase != NULL)
         s->cb.on_phase(s, SESSION_PHASE_OPEN, s->arg);
-    uv_timer_init(s->loop, &s->timer);
-    s->open_handles = 1;
-    s->started = 1;
+    if (s->finishing)
+        return; /* on_phase interrupted it: the timer is closing, on_done follows */
     if (s->cfg.open_port(s->loop, s->cfg.port, s->baud, &port_cb, s, &s->port, &err) < 0) {
         session_fail_err(s, &err);
         return;

@@ -6,12 +6,12 @@
 #include <stdarg.h>
 #include <string.h>
 
-void set_phase(struct session *s, enum session_phase phase)
+int set_phase(struct session *s, enum session_phase phase)
 {
     uint64_t now = uv_hrtime();
 
     if (phase == s->phase && s->phase_seen[phase])
-        return;
+        return s->finishing ? -1 : 0;
     if (s->phase_seen[s->phase])
         s->phase_ms[s->phase] += (now - s->phase_start_ns) / 1000000u;
     s->phase = phase;
@@ -19,6 +19,7 @@ void set_phase(struct session *s, enum session_phase phase)
     s->phase_seen[phase] = 1;
     if (s->cb.on_phase != NULL)
         s->cb.on_phase(s, phase, s->arg);
+    return s->finishing ? -1 : 0;
 }
 
 /* ---- Failure and the end of a session ---- */
@@ -54,7 +55,7 @@ void session_fail(struct session *s, enum es_code code, const char *fmt, ...)
  * phases in the order they ran (which is their enum order). */
 void account_finish(struct session *s, enum report_result result)
 {
-    set_phase(s, result == REPORT_PASS ? SESSION_PHASE_DONE : s->phase);
+    (void)set_phase(s, result == REPORT_PASS ? SESSION_PHASE_DONE : s->phase);
     s->phase_ms[s->phase] += (uv_hrtime() - s->phase_start_ns) / 1000000u;
     s->rep.result = result;
     s->rep.end_ms = report_now_ms();

@@ -49,7 +49,8 @@ void enter_reset(struct session *s)
     /* Before the chip is known the first profile decides; a mixed bench uses one policy. */
     const struct profile *p = s->cfg.profiles[0];
 
-    set_phase(s, SESSION_PHASE_RESET);
+    if (set_phase(s, SESSION_PHASE_RESET) < 0)
+        return;
     s->step = 0;
     s->sync_try = 0;
     if (p->reset_before == PROFILE_RESET_BEFORE_NONE || !port_can_reset(s->port)) {
@@ -64,7 +65,8 @@ void enter_reset(struct session *s)
 
 void enter_sync(struct session *s)
 {
-    set_phase(s, SESSION_PHASE_SYNC);
+    if (set_phase(s, SESSION_PHASE_SYNC) < 0)
+        return;
     send_cmd(s, rom_encode_sync(pkt_buf, sizeof(pkt_buf)), 0, SYNC_TIMEOUT_MS);
 }
 
@@ -104,7 +106,8 @@ void sync_timeout(struct session *s)
 
 void enter_detect(struct session *s)
 {
-    set_phase(s, SESSION_PHASE_DETECT);
+    if (set_phase(s, SESSION_PHASE_DETECT) < 0)
+        return;
     send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), CHIP_MAGIC_REG), 0, CMD_TIMEOUT_MS);
 }
 
@@ -197,7 +200,8 @@ void detect_done(struct session *s, const struct rom_reply *r)
  * otherwise name the report after a MAC no board has. */
 void enter_identify(struct session *s)
 {
-    set_phase(s, SESSION_PHASE_IDENTIFY);
+    if (set_phase(s, SESSION_PHASE_IDENTIFY) < 0)
+        return;
     if (s->step == 0 && s->attempt == 0)
         s->id_pass = 0;
     send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), s->chip->info_regs[s->step]), 0,
@@ -299,7 +303,8 @@ void enter_stub_begin(struct session *s)
     const struct stub_segment *seg = stub_segment(s);
     struct rom_begin b = {0};
 
-    set_phase(s, SESSION_PHASE_STUB);
+    if (set_phase(s, SESSION_PHASE_STUB) < 0)
+        return;
     b.size = (uint32_t)seg->len;
     if (s->mem_block == 0)
         s->mem_block = s->chip->mem_block_size;
@@ -458,7 +463,8 @@ void enter_baud(struct session *s)
         goto_state(s, ST_ATTACH);
         return;
     }
-    set_phase(s, SESSION_PHASE_BAUD);
+    if (set_phase(s, SESSION_PHASE_BAUD) < 0)
+        return;
     if (s->loader != ROM_LOADER_STUB && s->chip->rom_baud_cal_reg != 0 && !s->rom_cal_valid) {
         goto_state(s, ST_ROM_BAUD_CAL);
         return;

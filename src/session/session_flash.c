@@ -11,7 +11,8 @@ void enter_attach(struct session *s)
 {
     struct rom_begin b = {0};
 
-    set_phase(s, SESSION_PHASE_ATTACH);
+    if (set_phase(s, SESSION_PHASE_ATTACH) < 0)
+        return;
     if (chip_has(s->chip, CHIP_ROM_NEEDS_SPI_ATTACH)) {
         send_cmd(s, rom_encode_spi_attach(pkt_buf, sizeof(pkt_buf), 0, s->loader), 0,
                  CMD_TIMEOUT_MS);
@@ -49,7 +50,8 @@ void rdid_send(struct session *s)
 
 void enter_flash_id(struct session *s)
 {
-    set_phase(s, SESSION_PHASE_FLASH_ID);
+    if (set_phase(s, SESSION_PHASE_FLASH_ID) < 0)
+        return;
     s->rdid_n = chip_rdid_steps(s->chip, s->rdid);
     s->step = 0;
     s->polls = 0;
@@ -128,7 +130,8 @@ void flash_id_done(struct session *s, const struct rom_reply *r)
     }
     s->rep.flash_id_valid = true;
     note(s, "flash", "flash id 0x%06x, %u KiB", s->rep.flash_id, id.size_bytes / 1024);
-    set_phase(s, SESSION_PHASE_PLAN);
+    if (set_phase(s, SESSION_PHASE_PLAN) < 0)
+        return;
     if (settle_flash(s, id.size_bytes, &err) < 0) {
         session_fail_err(s, &err);
         return;
@@ -162,7 +165,8 @@ void enter_erase(struct session *s)
         goto_state(s, ST_WRITE_BEGIN);
         return;
     }
-    set_phase(s, SESSION_PHASE_ERASE);
+    if (set_phase(s, SESSION_PHASE_ERASE) < 0)
+        return;
     if (s->loader == ROM_LOADER_STUB) {
         send_cmd(s, rom_encode_erase_flash(pkt_buf, sizeof(pkt_buf)), 0, CHIP_ERASE_TIMEOUT_MS);
         return;
@@ -190,7 +194,8 @@ void enter_verify(struct session *s)
                      s->chip->display);
         return;
     }
-    set_phase(s, SESSION_PHASE_VERIFY);
+    if (set_phase(s, SESSION_PHASE_VERIFY) < 0)
+        return;
     if (load_payload(s, &err) < 0) {
         session_fail_err(s, &err);
         return;
@@ -265,7 +270,8 @@ void enter_run_reset(struct session *s)
         session_finish(s, REPORT_PASS);
         return;
     }
-    set_phase(s, SESSION_PHASE_RUN);
+    if (set_phase(s, SESSION_PHASE_RUN) < 0)
+        return;
     if (s->step == 0) { /* RTS asserted = EN low: in reset */
         if (port_set_lines(s->port, 0, 1, &err) < 0) {
             session_fail_err(s, &err);

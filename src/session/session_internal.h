@@ -247,7 +247,9 @@ void resync_listening(struct session *s);
 
 /* ---- Accounting: phase timings, errors, the report (session_account.c) ---- */
 
-void set_phase(struct session *s, enum session_phase phase);
+/* Enters phase (timings, on_phase). Returns -1 when the session is finishing, e.g. because
+ * on_phase interrupted it: the caller then must not touch the port or the timer again. */
+int set_phase(struct session *s, enum session_phase phase);
 void fill_error(struct session *s, const struct es_err *err);
 void session_fail_err(struct session *s, const struct es_err *err);
 void session_fail(struct session *s, enum es_code code, const char *fmt, ...)

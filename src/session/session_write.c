@@ -59,7 +59,8 @@ void enter_write_begin(struct session *s)
     struct es_err err;
     size_t len;
 
-    set_phase(s, SESSION_PHASE_WRITE);
+    if (set_phase(s, SESSION_PHASE_WRITE) < 0)
+        return;
     if (load_payload(s, &err) < 0) {
         session_fail_err(s, &err);
         return;
