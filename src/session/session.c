@@ -15,8 +15,8 @@ static void on_step_timeout(uv_timer_t *t);
 
 /* Packets are built into one buffer and SLIP-encoded into another; port_write copies the bytes,
  * and the whole station runs in one thread, so every session can share them. */
-uint8_t pkt_buf[ROM_HEADER_LEN + ROM_DATA_HEADER_LEN + ROM_STUB_BLOCK + 64];
-static uint8_t wire_buf[2 * sizeof(pkt_buf) + 2];
+uint8_t session_pkt[ROM_HEADER_LEN + ROM_DATA_HEADER_LEN + ROM_STUB_BLOCK + 64];
+static uint8_t wire_buf[2 * sizeof(session_pkt) + 2];
 
 static const char *const phase_names[] = {
 #define SESSION_PHASE_NAME(name, str) str,
@@ -33,7 +33,7 @@ const char *session_phase_name(enum session_phase phase)
 
 /* ---- Helpers ---- */
 
-uint64_t scaled(const struct session *s, uint64_t ms)
+uint64_t session_scaled(const struct session *s, uint64_t ms)
 {
     double v = (double)ms * s->cfg.timeout_scale;
 
@@ -47,7 +47,7 @@ uint64_t per_mb_timeout(uint64_t bytes, uint64_t ms_per_mb)
     return t < CMD_TIMEOUT_MS ? CMD_TIMEOUT_MS : t;
 }
 
-void note(struct session *s, const char *what, const char *fmt, ...)
+void session_note(struct session *s, const char *what, const char *fmt, ...)
 {
     char small[512], *text = small;
     va_list ap;
@@ -86,10 +86,10 @@ static void hex_note(struct session *s, const char *dir, const uint8_t *b, size_
         k += (size_t)snprintf(text + k, sizeof(text) - k, "%02x ", b[i]);
     if (i < n)
         snprintf(text + k, sizeof(text) - k, "...");
-    note(s, dir, "%zu bytes: %s", n, text);
+    session_note(s, dir, "%zu bytes: %s", n, text);
 }
 
-/* SLIP-encodes pkt_buf[0..len) and queues it. */
+/* SLIP-encodes session_pkt[0..len) and queues it. */
 int send_packet(struct session *s, size_t len)
 {
     struct es_err err;
@@ -99,9 +99,9 @@ int send_packet(struct session *s, size_t len)
         session_fail(s, ES_INVALID_ARG, "could not encode a request (a bug in espstation)");
         return -1;
     }
-    wire = slip_encode(pkt_buf, len, wire_buf, sizeof(wire_buf));
+    wire = slip_encode(session_pkt, len, wire_buf, sizeof(wire_buf));
     if (s->cfg.verbose)
-        hex_note(s, "tx", pkt_buf, len);
+        hex_note(s, "tx", session_pkt, len);
     if (port_write(s->port, wire_buf, wire, &err) < 0) {
         session_fail_err(s, &err);
         return -1;
@@ -112,15 +112,15 @@ int send_packet(struct session *s, size_t len)
     return 0;
 }
 
-/* Sends a request built in pkt_buf and waits timeout_ms for the reply with the same op. */
+/* Sends a request built in session_pkt and waits timeout_ms for the reply with the same op. */
 void send_cmd(struct session *s, size_t len, size_t result_len, uint64_t timeout_ms)
 {
-    s->pending_op = pkt_buf[1];
+    s->pending_op = session_pkt[1];
     s->pending_result_len = result_len;
     s->pending_timeout_ms = timeout_ms;
     s->waiting = 1;
     if (send_packet(s, len) == 0)
-        arm_timer(s, scaled(s, timeout_ms));
+        arm_timer(s, session_scaled(s, timeout_ms));
 }
 
 /* The loader whose status bytes a reply is read with. Until a SYNC reply has said which loader
@@ -259,7 +259,7 @@ static int resend_refused(struct session *s, const struct rom_reply *r, const st
     }
     if (!line || ++s->attempt >= CMD_RETRIES)
         return -1;
-    note(s, "retry", "%s; try %d of %d", why->msg, s->attempt + 1, CMD_RETRIES);
+    session_note(s, "retry", "%s; try %d of %d", why->msg, s->attempt + 1, CMD_RETRIES);
     resend(s);
     return 0;
 }
@@ -290,7 +290,7 @@ static void on_reply(struct session *s, const struct rom_reply *r)
     case ST_STUB_DATA: stub_data_done(s); break;
     case ST_STUB_END:
         s->step = 1;
-        arm_timer(s, scaled(s, OHAI_TIMEOUT_MS));
+        arm_timer(s, session_scaled(s, OHAI_TIMEOUT_MS));
         break;
     case ST_ROM_BAUD_CAL:
         s->rom_cal = r->value;
@@ -303,7 +303,7 @@ static void on_reply(struct session *s, const struct rom_reply *r)
     case ST_FLASH_ID: flash_id_done(s, r); break;
     case ST_SET_PARAMS: goto_state(s, ST_ERASE); break;
     case ST_ERASE:
-        note(s, "erased", "whole flash erased");
+        session_note(s, "erased", "whole flash erased");
         s->img = 0;
         goto_state(s, ST_WRITE_BEGIN);
         break;
@@ -311,7 +311,7 @@ static void on_reply(struct session *s, const struct rom_reply *r)
     case ST_WRITE_DATA: write_data_done(s); break;
     case ST_WRITE_FLUSH: image_written(s); break;
     case ST_RESYNC:
-        note(s, "resync", "the stub answers again (it was inside a broken frame)");
+        session_note(s, "resync", "the stub answers again (it was inside a broken frame)");
         goto_state(s, ST_WRITE_BEGIN);
         break;
     case ST_VERIFY: verify_done(s, r); break;
@@ -403,7 +403,7 @@ static void on_step_timeout(uv_timer_t *t)
             /* The MEM_END reply may be lost when the stub takes over the UART (§3.5). */
             s->step = 1;
             s->waiting = 0;
-            arm_timer(s, scaled(s, OHAI_TIMEOUT_MS));
+            arm_timer(s, session_scaled(s, OHAI_TIMEOUT_MS));
             return;
         }
         stub_no_greeting(s);
@@ -430,7 +430,7 @@ static void on_step_timeout(uv_timer_t *t)
     case ST_WRITE_BEGIN:
     case ST_WRITE_DATA:
         es_fail(&err, ES_TIMEOUT, "no reply to %s within %llu ms", rom_op_name(s->pending_op),
-                (unsigned long long)scaled(s, s->pending_timeout_ms));
+                (unsigned long long)session_scaled(s, s->pending_timeout_ms));
         if (write_retry(s, &err) == 0)
             return;
         session_fail_err(s, &err);
@@ -448,22 +448,22 @@ static void on_step_timeout(uv_timer_t *t)
         snprintf(why, sizeof(why), "no reply to %s", rom_op_name(s->pending_op));
         if (!port_can_reset(s->port))
             break;
-        if (reconnect(s, why) < 0)
+        if (session_reconnect(s, why) < 0)
             session_fail(s, ES_TIMEOUT, "%s within %llu ms, and no connection attempt is left", why,
-                         (unsigned long long)scaled(s, s->pending_timeout_ms));
+                         (unsigned long long)session_scaled(s, s->pending_timeout_ms));
         return;
     }
     default: break;
     }
     /* Read-only commands may be sent again. */
     if (s->waiting && s->state != ST_ERASE && s->state != ST_BAUD && ++s->attempt < CMD_RETRIES) {
-        note(s, "retry", "no reply to %s; try %d of %d", rom_op_name(s->pending_op), s->attempt + 1,
-             CMD_RETRIES);
+        session_note(s, "retry", "no reply to %s; try %d of %d", rom_op_name(s->pending_op),
+                     s->attempt + 1, CMD_RETRIES);
         resend(s);
         return;
     }
     session_fail(s, ES_TIMEOUT, "no reply to %s within %llu ms", rom_op_name(s->pending_op),
-                 (unsigned long long)scaled(s, s->pending_timeout_ms));
+                 (unsigned long long)session_scaled(s, s->pending_timeout_ms));
 }
 
 /* ---- Life cycle ---- */

@@ -55,7 +55,8 @@ void enter_reset(struct session *s)
     s->sync_try = 0;
     if (p->reset_before == PROFILE_RESET_BEFORE_NONE || !port_can_reset(s->port)) {
         if (s->connect_attempt == 0 && p->reset_before != PROFILE_RESET_BEFORE_NONE)
-            note(s, "reset", "port has no modem lines: not reset, SYNC only (protocol doc §5.4)");
+            session_note(s, "reset",
+                         "port has no modem lines: not reset, SYNC only (protocol doc §5.4)");
         port_flush_input(s->port);
         goto_state(s, ST_SYNC);
         return;
@@ -67,7 +68,7 @@ void enter_sync(struct session *s)
 {
     if (set_phase(s, SESSION_PHASE_SYNC) < 0)
         return;
-    send_cmd(s, rom_encode_sync(pkt_buf, sizeof(pkt_buf)), 0, SYNC_TIMEOUT_MS);
+    send_cmd(s, rom_encode_sync(session_pkt, sizeof(session_pkt)), 0, SYNC_TIMEOUT_MS);
 }
 
 void sync_done(struct session *s, const uint8_t *frame, size_t len)
@@ -80,8 +81,8 @@ void sync_done(struct session *s, const uint8_t *frame, size_t len)
     s->synced = 1;
     uv_timer_stop(&s->timer);
     s->waiting = 0;
-    note(s, "sync", "in sync after %d SYNC(s), loader %s", s->sync_try + 1,
-         rom_loader_name(s->loader));
+    session_note(s, "sync", "in sync after %d SYNC(s), loader %s", s->sync_try + 1,
+                 rom_loader_name(s->loader));
     goto_state(s, ST_DETECT);
 }
 
@@ -94,8 +95,8 @@ void sync_timeout(struct session *s)
         return;
     }
     if (++s->connect_attempt < attempts) {
-        note(s, "retry", "no reply to %d SYNCs; connection attempt %d of %d", SYNC_TRIES,
-             s->connect_attempt + 1, attempts);
+        session_note(s, "retry", "no reply to %d SYNCs; connection attempt %d of %d", SYNC_TRIES,
+                     s->connect_attempt + 1, attempts);
         goto_state(s, ST_RESET);
         return;
     }
@@ -108,7 +109,8 @@ void enter_detect(struct session *s)
 {
     if (set_phase(s, SESSION_PHASE_DETECT) < 0)
         return;
-    send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), CHIP_MAGIC_REG), 0, CMD_TIMEOUT_MS);
+    send_cmd(s, rom_encode_read_reg(session_pkt, sizeof(session_pkt), CHIP_MAGIC_REG), 0,
+             CMD_TIMEOUT_MS);
 }
 
 static const struct profile *profile_for(const struct session *s, const struct chip *chip)
@@ -181,7 +183,7 @@ void detect_done(struct session *s, const struct rom_reply *r)
     }
     s->chip = chip;
     s->rep.chip = chip->display;
-    note(s, "chip", "%s", chip->display);
+    session_note(s, "chip", "%s", chip->display);
     s->profile = profile_for(s, chip);
     if (s->profile == NULL) {
         session_fail(s, ES_WRONG_CHIP, "the board is an %s; expected %s", chip->display, want);
@@ -204,8 +206,8 @@ void enter_identify(struct session *s)
         return;
     if (s->step == 0 && s->attempt == 0)
         s->id_pass = 0;
-    send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), s->chip->info_regs[s->step]), 0,
-             CMD_TIMEOUT_MS);
+    send_cmd(s, rom_encode_read_reg(session_pkt, sizeof(session_pkt), s->chip->info_regs[s->step]),
+             0, CMD_TIMEOUT_MS);
 }
 
 static uint32_t wanted_baud(const struct session *s);
@@ -217,8 +219,9 @@ void identify_done(struct session *s, const struct rom_reply *r)
     s->regs[s->step++] = r->value;
     if ((size_t)s->step < s->chip->info_reg_count) {
         s->attempt = 0;
-        send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), s->chip->info_regs[s->step]), 0,
-                 CMD_TIMEOUT_MS);
+        send_cmd(s,
+                 rom_encode_read_reg(session_pkt, sizeof(session_pkt), s->chip->info_regs[s->step]),
+                 0, CMD_TIMEOUT_MS);
         return;
     }
     if (s->id_pass == 0 ||
@@ -231,11 +234,11 @@ void identify_done(struct session *s, const struct rom_reply *r)
             return;
         }
         if (s->id_pass > 1)
-            note(s, "retry", "identity registers differ between two reads; reading again");
+            session_note(s, "retry", "identity registers differ between two reads; reading again");
         memcpy(s->regs_prev, s->regs, sizeof(s->regs));
         s->step = 0;
         s->attempt = 0;
-        send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), s->chip->info_regs[0]), 0,
+        send_cmd(s, rom_encode_read_reg(session_pkt, sizeof(session_pkt), s->chip->info_regs[0]), 0,
                  CMD_TIMEOUT_MS);
         return;
     }
@@ -251,7 +254,7 @@ void identify_done(struct session *s, const struct rom_reply *r)
     {
         char mac[18];
         chip_format_mac(s->info.mac, mac);
-        note(s, "mac", "%s, %s", mac, s->info.description);
+        session_note(s, "mac", "%s, %s", mac, s->info.description);
     }
     connect_next(s);
 }
@@ -313,7 +316,7 @@ void enter_stub_begin(struct session *s)
     b.offset = seg->addr;
     s->mem_seq = 0;
     s->mem_off = 0;
-    send_cmd(s, rom_encode_mem_begin(pkt_buf, sizeof(pkt_buf), &b), 0, CMD_TIMEOUT_MS);
+    send_cmd(s, rom_encode_mem_begin(session_pkt, sizeof(session_pkt), &b), 0, CMD_TIMEOUT_MS);
 }
 
 void enter_stub_data(struct session *s)
@@ -324,7 +327,8 @@ void enter_stub_data(struct session *s)
     if (n > s->mem_block)
         n = s->mem_block;
     send_cmd(s,
-             rom_encode_mem_data(pkt_buf, sizeof(pkt_buf), s->mem_seq, seg->bytes + s->mem_off, n),
+             rom_encode_mem_data(session_pkt, sizeof(session_pkt), s->mem_seq,
+                                 seg->bytes + s->mem_off, n),
              0, CMD_TIMEOUT_MS);
 }
 
@@ -351,7 +355,7 @@ void stub_data_done(struct session *s)
 void enter_stub_end(struct session *s)
 {
     s->step = 0; /* 0: waiting for the MEM_END reply, 1: for OHAI */
-    send_cmd(s, rom_encode_mem_end(pkt_buf, sizeof(pkt_buf), s->stub->entry), 0,
+    send_cmd(s, rom_encode_mem_end(session_pkt, sizeof(session_pkt), s->stub->entry), 0,
              MEM_END_TIMEOUT_MS);
 }
 
@@ -364,9 +368,10 @@ int stub_retry(struct session *s, const char *why)
         return -1;
     if (s->mem_block > MIN_MEM_BLOCK)
         s->mem_block /= 2;
-    note(s, "retry", "stub upload: %s; uploading the %s segment again in blocks of %u (%d of %d)",
-         why, s->stub_seg == 0 ? "text" : "data", s->mem_block, s->stub_tries + 1,
-         STUB_UPLOAD_TRIES);
+    session_note(s, "retry",
+                 "stub upload: %s; uploading the %s segment again in blocks of %u (%d of %d)", why,
+                 s->stub_seg == 0 ? "text" : "data", s->mem_block, s->stub_tries + 1,
+                 STUB_UPLOAD_TRIES);
     goto_state(s, ST_STUB_BEGIN);
     return 0;
 }
@@ -374,7 +379,7 @@ int stub_retry(struct session *s, const char *why)
 void stub_started(struct session *s)
 {
     s->loader = ROM_LOADER_STUB;
-    note(s, "stub", "flasher stub running");
+    session_note(s, "stub", "flasher stub running");
     goto_state(s, ST_BAUD);
 }
 
@@ -382,7 +387,7 @@ void stub_started(struct session *s)
  * ours are emptied, so no reply still on its way can be taken for another request's. Counts as a
  * connection attempt (profile `retries`). Returns -1, and does nothing, when the port cannot
  * reset the board or the attempts are used up. */
-int reconnect(struct session *s, const char *why)
+int session_reconnect(struct session *s, const char *why)
 {
     int attempts = s->cfg.profiles[0]->retries > 0 ? s->cfg.profiles[0]->retries : 1;
     struct es_err err;
@@ -397,8 +402,8 @@ int reconnect(struct session *s, const char *why)
         s->baud = s->cfg.profiles[0]->baud;
     }
     s->connect_attempt++;
-    note(s, "retry", "%s; reconnecting from reset (attempt %d of %d)", why, s->connect_attempt + 1,
-         attempts);
+    session_note(s, "retry", "%s; reconnecting from reset (attempt %d of %d)", why,
+                 s->connect_attempt + 1, attempts);
     s->rom_raised = 0;
     s->loader = ROM_LOADER_UNKNOWN; /* until a SYNC reply says which */
     goto_state(s, ST_RESET);
@@ -413,10 +418,10 @@ void stub_no_greeting(struct session *s)
 
     if (s->rom_raised) {
         s->no_rom_raise = 1;
-        if (reconnect(s, "the stub did not greet at the rate set in the ROM") == 0) {
+        if (session_reconnect(s, "the stub did not greet at the rate set in the ROM") == 0) {
             s->rep.baud_fallbacks++;
-            note(s, "baud_fallback", "uploading the stub at %u instead of %u",
-                 s->cfg.profiles[0]->baud, raised);
+            session_note(s, "baud_fallback", "uploading the stub at %u instead of %u",
+                         s->cfg.profiles[0]->baud, raised);
             return;
         }
     }
@@ -446,7 +451,7 @@ static uint32_t lower_baud(const struct session *s, uint32_t baud)
 /* The ESP32 ROM's own estimate of its crystal, for its CHANGE_BAUDRATE (chip_rom_baud_value). */
 void enter_rom_baud_cal(struct session *s)
 {
-    send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), s->chip->rom_baud_cal_reg), 0,
+    send_cmd(s, rom_encode_read_reg(session_pkt, sizeof(session_pkt), s->chip->rom_baud_cal_reg), 0,
              CMD_TIMEOUT_MS);
 }
 
@@ -458,8 +463,8 @@ void enter_baud(struct session *s)
     if (want == s->baud ||
         (s->loader != ROM_LOADER_STUB && !chip_has(s->chip, CHIP_ROM_CHANGE_BAUD))) {
         if (want != s->baud)
-            note(s, "baud", "the %s ROM cannot change baud rate; staying at %u", s->chip->display,
-                 s->baud);
+            session_note(s, "baud", "the %s ROM cannot change baud rate; staying at %u",
+                         s->chip->display, s->baud);
         goto_state(s, ST_ATTACH);
         return;
     }
@@ -472,7 +477,7 @@ void enter_baud(struct session *s)
     value = s->loader == ROM_LOADER_STUB ? want
                                          : chip_rom_baud_value(s->chip, want, s->rom_cal, s->regs);
     send_cmd(s,
-             rom_encode_change_baudrate(pkt_buf, sizeof(pkt_buf), value,
+             rom_encode_change_baudrate(session_pkt, sizeof(session_pkt), value,
                                         s->loader == ROM_LOADER_STUB ? s->baud : 0),
              0, CMD_TIMEOUT_MS);
 }
@@ -486,7 +491,7 @@ void baud_done(struct session *s)
         session_fail_err(s, &err);
         return;
     }
-    note(s, "baud", "%u -> %u baud", s->baud, want);
+    session_note(s, "baud", "%u -> %u baud", s->baud, want);
     s->baud = want;
     goto_state(s, ST_BAUD_SETTLE);
 }
@@ -501,7 +506,8 @@ void baud_settled(struct session *s)
 /* One command at the new rate proves the line works before anything is written at it. */
 void enter_baud_probe(struct session *s)
 {
-    send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), CHIP_MAGIC_REG), 0, BAUD_PROBE_MS);
+    send_cmd(s, rom_encode_read_reg(session_pkt, sizeof(session_pkt), CHIP_MAGIC_REG), 0,
+             BAUD_PROBE_MS);
 }
 
 /* The board does not answer at the raised rate (cable, adapter or board limit): start over at
@@ -527,7 +533,8 @@ void baud_fallback(struct session *s)
     s->baud_cap = next != 0 ? next : s->profile->baud;
     s->rom_raised = 0; /* raise again, to the lower rate, before the stub upload */
     s->rep.baud_fallbacks++;
-    note(s, "baud_fallback", "no reply at %u baud; reconnecting to try %u", failed, s->baud_cap);
+    session_note(s, "baud_fallback", "no reply at %u baud; reconnecting to try %u", failed,
+                 s->baud_cap);
     s->loader = ROM_LOADER_UNKNOWN; /* until a SYNC reply says which */
     goto_state(s, ST_RESET);
 }

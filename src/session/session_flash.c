@@ -14,13 +14,14 @@ void enter_attach(struct session *s)
     if (set_phase(s, SESSION_PHASE_ATTACH) < 0)
         return;
     if (chip_has(s->chip, CHIP_ROM_NEEDS_SPI_ATTACH)) {
-        send_cmd(s, rom_encode_spi_attach(pkt_buf, sizeof(pkt_buf), 0, s->loader), 0,
+        send_cmd(s, rom_encode_spi_attach(session_pkt, sizeof(session_pkt), 0, s->loader), 0,
                  CMD_TIMEOUT_MS);
         return;
     }
     if (s->loader != ROM_LOADER_STUB) {
         b.block_size = ROM_FLASH_BLOCK;
-        send_cmd(s, rom_encode_flash_begin(pkt_buf, sizeof(pkt_buf), &b), 0, CMD_TIMEOUT_MS);
+        send_cmd(s, rom_encode_flash_begin(session_pkt, sizeof(session_pkt), &b), 0,
+                 CMD_TIMEOUT_MS);
         return;
     }
     goto_state(s, ST_FLASH_ID);
@@ -36,13 +37,16 @@ void rdid_send(struct session *s)
     switch (st->op) {
     case CHIP_REG_SAVE:
     case CHIP_REG_POLL:
-    case CHIP_REG_RESULT: len = rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), st->addr); break;
+    case CHIP_REG_RESULT:
+        len = rom_encode_read_reg(session_pkt, sizeof(session_pkt), st->addr);
+        break;
     case CHIP_REG_RESTORE:
         value = s->rdid_saved[st->value];
         /* fall through */
     case CHIP_REG_WRITE:
     default:
-        len = rom_encode_write_reg(pkt_buf, sizeof(pkt_buf), st->addr, value, 0xFFFFFFFFu, 0);
+        len =
+            rom_encode_write_reg(session_pkt, sizeof(session_pkt), st->addr, value, 0xFFFFFFFFu, 0);
         break;
     }
     send_cmd(s, len, 0, CMD_TIMEOUT_MS);
@@ -129,7 +133,7 @@ void flash_id_done(struct session *s, const struct rom_reply *r)
         return;
     }
     s->rep.flash_id_valid = true;
-    note(s, "flash", "flash id 0x%06x, %u KiB", s->rep.flash_id, id.size_bytes / 1024);
+    session_note(s, "flash", "flash id 0x%06x, %u KiB", s->rep.flash_id, id.size_bytes / 1024);
     if (set_phase(s, SESSION_PHASE_PLAN) < 0)
         return;
     if (settle_flash(s, id.size_bytes, &err) < 0) {
@@ -145,7 +149,7 @@ void enter_set_params(struct session *s)
         goto_state(s, ST_ERASE);
         return;
     }
-    send_cmd(s, rom_encode_spi_set_params(pkt_buf, sizeof(pkt_buf), s->flash_size), 0,
+    send_cmd(s, rom_encode_spi_set_params(session_pkt, sizeof(session_pkt), s->flash_size), 0,
              CMD_TIMEOUT_MS);
 }
 
@@ -168,13 +172,14 @@ void enter_erase(struct session *s)
     if (set_phase(s, SESSION_PHASE_ERASE) < 0)
         return;
     if (s->loader == ROM_LOADER_STUB) {
-        send_cmd(s, rom_encode_erase_flash(pkt_buf, sizeof(pkt_buf)), 0, CHIP_ERASE_TIMEOUT_MS);
+        send_cmd(s, rom_encode_erase_flash(session_pkt, sizeof(session_pkt)), 0,
+                 CHIP_ERASE_TIMEOUT_MS);
         return;
     }
     b.size =
         s->loader == ROM_LOADER_ESP8266 ? rom_esp8266_erase_size(0, s->flash_size) : s->flash_size;
     b.block_size = ROM_FLASH_BLOCK;
-    send_cmd(s, rom_encode_flash_begin(pkt_buf, sizeof(pkt_buf), &b), 0,
+    send_cmd(s, rom_encode_flash_begin(session_pkt, sizeof(session_pkt), &b), 0,
              per_mb_timeout(s->flash_size, ERASE_MS_PER_MB));
 }
 
@@ -204,7 +209,8 @@ void enter_verify(struct session *s)
     s->images[s->img].md5_sent_valid = true;
     memcpy(s->images[s->img].md5_sent, prep->md5, 16);
     send_cmd(s,
-             rom_encode_spi_flash_md5(pkt_buf, sizeof(pkt_buf), prep->offset, (uint32_t)prep->size),
+             rom_encode_spi_flash_md5(session_pkt, sizeof(session_pkt), prep->offset,
+                                      (uint32_t)prep->size),
              md5_result_len(s), per_mb_timeout(prep->size, MD5_MS_PER_MB));
 }
 
@@ -225,8 +231,9 @@ void verify_done(struct session *s, const struct rom_reply *r)
     /* The reply has no checksum: a digest damaged on the line would fail a good board, so a
      * mismatch is read again. Noise cannot forge the expected digest, so a match is a match. */
     if (!ri->verified && ++s->md5_reads < MD5_READS) {
-        note(s, "retry", "image at 0x%05x: flash MD5 %s, expected %s; reading it again (%d of %d)",
-             ri->offset, got, want, s->md5_reads + 1, MD5_READS);
+        session_note(s, "retry",
+                     "image at 0x%05x: flash MD5 %s, expected %s; reading it again (%d of %d)",
+                     ri->offset, got, want, s->md5_reads + 1, MD5_READS);
         goto_state(s, ST_VERIFY);
         return;
     }
@@ -235,8 +242,9 @@ void verify_done(struct session *s, const struct rom_reply *r)
      * XOR catches no pair of flips in the same bit). Written once more, then judged again. */
     if (!ri->verified && s->rewrites < IMAGE_REWRITES && s->profile->verify == PROFILE_VERIFY_MD5 &&
         s->cfg.mode == SESSION_FLASH) {
-        note(s, "retry", "image at 0x%05x: flash MD5 %s, expected %s; writing the image again",
-             ri->offset, got, want);
+        session_note(s, "retry",
+                     "image at 0x%05x: flash MD5 %s, expected %s; writing the image again",
+                     ri->offset, got, want);
         s->rewrites++;
         s->rep.block_retries++;
         s->verify_rewrite = 1;
@@ -251,7 +259,7 @@ void verify_done(struct session *s, const struct rom_reply *r)
         return;
     }
     s->rewrites = 0;
-    note(s, "verified", "0x%05x: md5 %s", ri->offset, got);
+    session_note(s, "verified", "0x%05x: md5 %s", ri->offset, got);
     if (++s->img < s->profile->n_images) {
         goto_state(s, ST_VERIFY);
         return;
@@ -266,7 +274,7 @@ void enter_run_reset(struct session *s)
 
     if (s->profile->reset_after == PROFILE_RESET_AFTER_NONE || !port_can_reset(s->port)) {
         if (s->profile->reset_after != PROFILE_RESET_AFTER_NONE)
-            note(s, "reset", "port has no modem lines: board left in the loader");
+            session_note(s, "reset", "port has no modem lines: board left in the loader");
         session_finish(s, REPORT_PASS);
         return;
     }

@@ -174,13 +174,13 @@ struct session {
 };
 
 /* Packets are built into one buffer and SLIP-encoded into another (session.c). */
-extern uint8_t pkt_buf[ROM_HEADER_LEN + ROM_DATA_HEADER_LEN + ROM_STUB_BLOCK + 64];
+extern uint8_t session_pkt[ROM_HEADER_LEN + ROM_DATA_HEADER_LEN + ROM_STUB_BLOCK + 64];
 
 /* ---- Core (session.c) ---- */
 
-uint64_t scaled(const struct session *s, uint64_t ms);
+uint64_t session_scaled(const struct session *s, uint64_t ms);
 uint64_t per_mb_timeout(uint64_t bytes, uint64_t ms_per_mb);
-void note(struct session *s, const char *what, const char *fmt, ...)
+void session_note(struct session *s, const char *what, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void arm_timer(struct session *s, uint64_t ms);
 int send_packet(struct session *s, size_t len);
@@ -211,7 +211,7 @@ void stub_data_done(struct session *s);
 void enter_stub_end(struct session *s);
 int stub_retry(struct session *s, const char *why);
 void stub_started(struct session *s);
-int reconnect(struct session *s, const char *why);
+int session_reconnect(struct session *s, const char *why);
 void stub_no_greeting(struct session *s);
 void enter_rom_baud_cal(struct session *s);
 void enter_baud(struct session *s);

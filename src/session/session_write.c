@@ -93,12 +93,12 @@ void enter_write_begin(struct session *s)
     b.offset = prep->offset + s->wr_base;
     if (s->compressed) {
         b.size = (uint32_t)(prep->size - s->wr_base);
-        len = rom_encode_flash_defl_begin(pkt_buf, sizeof(pkt_buf), &b);
+        len = rom_encode_flash_defl_begin(session_pkt, sizeof(session_pkt), &b);
     } else {
         b.size = s->loader == ROM_LOADER_ESP8266
                      ? rom_esp8266_erase_size(b.offset, (uint32_t)s->wr_size)
                      : (uint32_t)s->wr_size;
-        len = rom_encode_flash_begin(pkt_buf, sizeof(pkt_buf), &b);
+        len = rom_encode_flash_begin(session_pkt, sizeof(session_pkt), &b);
     }
     s->images[s->img].md5_sent_valid = true;
     memcpy(s->images[s->img].md5_sent, prep->md5, 16);
@@ -116,11 +116,12 @@ static int send_block(struct session *s)
         n = s->block_size;
     s->blk_off = s->off;
     if (s->compressed)
-        len = rom_encode_flash_defl_data(pkt_buf, sizeof(pkt_buf), s->seq, stream + s->off, n);
+        len = rom_encode_flash_defl_data(session_pkt, sizeof(session_pkt), s->seq, stream + s->off,
+                                         n);
     else
-        len = rom_encode_flash_data(pkt_buf, sizeof(pkt_buf), s->seq, stream + s->off, n,
+        len = rom_encode_flash_data(session_pkt, sizeof(session_pkt), s->seq, stream + s->off, n,
                                     s->block_size);
-    s->pending_op = pkt_buf[1];
+    s->pending_op = session_pkt[1];
     s->pending_result_len = 0;
     if (send_packet(s, len) < 0)
         return -1;
@@ -161,7 +162,7 @@ void enter_write_data(struct session *s)
     }
     s->pending_timeout_ms = timeout;
     s->waiting = 1;
-    arm_timer(s, scaled(s, timeout));
+    arm_timer(s, session_scaled(s, timeout));
 }
 
 static uint64_t image_done_bytes(const struct session *s)
@@ -200,15 +201,15 @@ void write_data_done(struct session *s)
 
 void enter_write_flush(struct session *s)
 {
-    send_cmd(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), CHIP_MAGIC_REG), 0,
+    send_cmd(s, rom_encode_read_reg(session_pkt, sizeof(session_pkt), CHIP_MAGIC_REG), 0,
              per_mb_timeout(s->block_size * 4u, ERASE_MS_PER_MB));
 }
 
 /* The current image is in flash: on to the next one, or to verifying. */
 void image_written(struct session *s)
 {
-    note(s, "image_written", "0x%05x: %zu bytes", s->payload->prepared->offset,
-         s->payload->prepared->size);
+    session_note(s, "image_written", "0x%05x: %zu bytes", s->payload->prepared->offset,
+                 s->payload->prepared->size);
     s->image_restarts = 0;
     s->image_attempts = 0;
     s->fail_pos = 0;
@@ -266,8 +267,8 @@ int block_resend(struct session *s, const struct rom_reply *r, const struct es_e
         s->seq != s->acked + 1 || ++s->block_fails >= 2)
         return -1;
     s->rep.block_retries++;
-    note(s, "retry", "image at 0x%05x, block %u: %s; sending it again",
-         s->payload->prepared->offset, s->acked, why->msg);
+    session_note(s, "retry", "image at 0x%05x, block %u: %s; sending it again",
+                 s->payload->prepared->offset, s->acked, why->msg);
     s->seq = s->acked;
     s->off = s->blk_off;
     enter_write_data(s);
@@ -293,13 +294,14 @@ int write_retry(struct session *s, const struct es_err *why)
     resume_point(s);
     if (s->loader == ROM_LOADER_STUB && s->stub_block > MIN_STUB_BLOCK)
         s->stub_block /= 2;
-    note(s, "retry",
-         "image at 0x%05x, block %u: %s; writing again from 0x%05x in blocks of %u (restart %u, "
-         "%u in a row at one place of %d allowed)",
-         offset, s->seq, why->msg,
-         offset + (s->compressed ? s->payload->z->points[s->wr_point].uoff : s->wr_base),
-         s->loader == ROM_LOADER_STUB ? s->stub_block : ROM_FLASH_BLOCK, s->image_attempts,
-         s->image_restarts, BLOCK_RETRIES);
+    session_note(
+        s, "retry",
+        "image at 0x%05x, block %u: %s; writing again from 0x%05x in blocks of %u (restart %u, "
+        "%u in a row at one place of %d allowed)",
+        offset, s->seq, why->msg,
+        offset + (s->compressed ? s->payload->z->points[s->wr_point].uoff : s->wr_base),
+        s->loader == ROM_LOADER_STUB ? s->stub_block : ROM_FLASH_BLOCK, s->image_attempts,
+        s->image_restarts, BLOCK_RETRIES);
     goto_state(s, s->loader == ROM_LOADER_STUB ? ST_RESYNC : ST_WRITE_BEGIN);
     return 0;
 }
@@ -321,13 +323,13 @@ void enter_resync(struct session *s)
 {
     struct es_err err;
 
-    if (send_packet(s, rom_encode_read_reg(pkt_buf, sizeof(pkt_buf), CHIP_MAGIC_REG)) < 0)
+    if (send_packet(s, rom_encode_read_reg(session_pkt, sizeof(session_pkt), CHIP_MAGIC_REG)) < 0)
         return;
     if (port_write(s->port, lone_end, sizeof(lone_end), &err) < 0) {
         session_fail_err(s, &err);
         return;
     }
-    send_cmd(s, rom_encode_sync(pkt_buf, sizeof(pkt_buf)), 0, RESYNC_TIMEOUT_MS);
+    send_cmd(s, rom_encode_sync(session_pkt, sizeof(session_pkt)), 0, RESYNC_TIMEOUT_MS);
 }
 
 /* READ_REG was answered: the stub was listening and is now inside an empty frame. */
@@ -340,6 +342,6 @@ void resync_listening(struct session *s)
         session_fail_err(s, &err);
         return;
     }
-    note(s, "resync", "the stub answers again (it was listening)");
+    session_note(s, "resync", "the stub answers again (it was listening)");
     goto_state(s, ST_WRITE_BEGIN);
 }
