@@ -51,11 +51,14 @@ enum rom_error {
 };
 
 /* What is on the other end of the line. It decides the number of status bytes and where the
- * error code sits (protocol doc §2.3, §15). ROM_LOADER_ESP32 stands for every ESP32-family ROM. */
+ * error code sits (protocol doc §2.3, §15). ROM_LOADER_ESP32 stands for every ESP32-family ROM;
+ * ROM_LOADER_UNKNOWN is a line no SYNC reply has named yet (rom_sync_loader), whose replies
+ * cannot be decoded. */
 enum rom_loader {
     ROM_LOADER_ESP8266, /* 2 status bytes: [status, error] */
     ROM_LOADER_ESP32,   /* 4 status bytes: [status, error, stale, stale] */
-    ROM_LOADER_STUB     /* 2 status bytes: [error code, 0] */
+    ROM_LOADER_STUB,    /* 2 status bytes: [error code, 0] */
+    ROM_LOADER_UNKNOWN  /* not known yet: no status length */
 };
 
 #define ROM_HEADER_LEN      8    /* direction, op, size (2), checksum or value (4) */
@@ -71,9 +74,10 @@ enum rom_loader {
 
 /* Wire name of a command ("FLASH_BEGIN"), or "UNKNOWN" for a byte outside enum rom_op. */
 const char *rom_op_name(uint8_t op);
-/* "ESP8266 ROM", "ESP32 ROM" or "stub", for messages. */
+/* "ESP8266 ROM", "ESP32 ROM", "stub" or "unknown loader", for messages. */
 const char *rom_loader_name(enum rom_loader loader);
-/* Number of status bytes the loader appends to every reply: 2, 4 or 2. */
+/* Number of status bytes the loader appends to every reply: 2, 4 or 2; 0 for ROM_LOADER_UNKNOWN
+ * (only a SYNC reply can tell, rom_sync_loader). */
 size_t rom_status_len(enum rom_loader loader);
 
 /* XOR of data[0..n) seeded with 0xEF (protocol doc §2.4); 0xEF for empty data. */
@@ -190,7 +194,8 @@ struct rom_reply {
  * read right after the result bytes; bytes between the status and the end of the packet are
  * ignored, as esptool does. out points into frame, so frame must outlive it.
  * Errors: ES_REPLY_MALFORMED (len < 8, direction != 0x01), ES_REPLY_SHORT (size field disagrees
- * with the bytes present, or too short for result_len + status bytes). */
+ * with the bytes present, or too short for result_len + status bytes), ES_INVALID_ARG (loader
+ * ROM_LOADER_UNKNOWN: the caller must know who answers before it can find the status). */
 int rom_decode_reply(const uint8_t *frame, size_t len, enum rom_loader loader, size_t result_len,
                      struct rom_reply *out, struct es_err *err);
 
@@ -207,8 +212,8 @@ const char *rom_error_name(enum rom_loader loader, uint8_t code);
  * would never see it. The stub answers C3 (invalid command) or FF (not implemented); one new
  * stub was seen to send 01 C3 (§14 #9). A 01 05 also means "invalid format" for a command the
  * loader has, so call this only for a command the loader may lack (e.g. GET_SECURITY_INFO, the
- * stub-only ops, MD5 on an ESP8266) or when the op byte differs from sent_op. Returns 1 or 0;
- * never reads past len. */
+ * stub-only ops, MD5 on an ESP8266) or when the op byte differs from sent_op. Returns 1 or 0
+ * (always 0 for ROM_LOADER_UNKNOWN); never reads past len. */
 int rom_reply_is_unsupported(const uint8_t *frame, size_t len, enum rom_loader loader,
                              uint8_t sent_op);
 

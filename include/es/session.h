@@ -89,6 +89,11 @@ struct session_config {
     const struct port_info *usb; /* the port's USB identity for the report, or NULL */
     double timeout_scale; /* multiplies every timeout (sanitizer builds, slow hosts); 1 = normal */
     int verbose;          /* note every frame as hex (SERIAL TX / RX) */
+    /* Opens the port, with port_open's contract; NULL means port_open. Tests pass a scripted
+     * fake port here (es/port_fake.h). */
+    int (*open_port)(uv_loop_t *loop, const char *name, uint32_t baud,
+                     const struct port_callbacks *cb, void *arg, struct port **out,
+                     struct es_err *err);
 };
 
 /* Allocates a session; nothing happens until session_start. cfg and cb are copied, the strings
@@ -96,11 +101,13 @@ struct session_config {
 int session_new(uv_loop_t *loop, const struct session_config *cfg,
                 const struct session_callbacks *cb, void *arg, struct session **out,
                 struct es_err *err);
-/* Opens the port and starts the board's life. Always ends with on_done (also when the port
- * cannot be opened). */
+/* Opens the port and starts the board's life. Always ends with on_done, from the loop (also
+ * when the port cannot be opened). Does nothing for a session already interrupted. */
 void session_start(struct session *s);
-/* Stops the board as "interrupted" (SIGINT): on_done follows from the loop, or right away for a
- * session that was never started (it owns no handle to wait for). No-op once done. */
+/* Stops the board as "interrupted" (SIGINT). on_done follows from the loop, never from inside
+ * this call, also for a session that was never started; run the loop until it comes. May be
+ * called from the loop or from inside on_phase (not from on_note or get_payload). No-op once
+ * the session is finishing. */
 void session_interrupt(struct session *s);
 /* Frees a session after on_done. */
 void session_free(struct session *s);

@@ -45,13 +45,20 @@ const char *rom_loader_name(enum rom_loader loader)
     case ROM_LOADER_ESP8266: return "ESP8266 ROM";
     case ROM_LOADER_ESP32: return "ESP32 ROM";
     case ROM_LOADER_STUB: return "stub";
+    case ROM_LOADER_UNKNOWN: break;
     }
     return "unknown loader";
 }
 
 size_t rom_status_len(enum rom_loader loader)
 {
-    return loader == ROM_LOADER_ESP32 ? 4 : 2;
+    switch (loader) {
+    case ROM_LOADER_ESP8266: return 2;
+    case ROM_LOADER_ESP32: return 4;
+    case ROM_LOADER_STUB: return 2;
+    case ROM_LOADER_UNKNOWN: break;
+    }
+    return 0;
 }
 
 uint8_t rom_checksum(const uint8_t *data, size_t n)
@@ -400,6 +407,10 @@ int rom_decode_reply(const uint8_t *frame, size_t len, enum rom_loader loader, s
     size_t size;
     const uint8_t *body;
 
+    if (status_len == 0)
+        return es_fail(err, ES_INVALID_ARG,
+                       "cannot decode a reply from an unknown loader: its status length is known "
+                       "only from a SYNC reply (a bug in espstation)");
     if (len < ROM_HEADER_LEN)
         return es_fail(err, ES_REPLY_MALFORMED,
                        "reply frame of %zu bytes is shorter than the 8-byte header; "
@@ -471,6 +482,8 @@ int rom_reply_is_unsupported(const uint8_t *frame, size_t len, enum rom_loader l
     const uint8_t *st = frame + ROM_HEADER_LEN;
 
     (void)sent_op; /* the ROMs put a stale op byte there (§15), so it cannot be relied on */
+    if (status_len == 0)
+        return 0;
     if (len != ROM_HEADER_LEN + status_len || frame[0] != DIR_REPLY ||
         es_get_le16(frame + 2) != status_len)
         return 0;

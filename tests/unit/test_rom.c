@@ -843,6 +843,29 @@ static void test_names(void **state)
     assert_string_equal(rom_error_name(ROM_LOADER_STUB, 0x07), "unknown error code");
     assert_string_equal(rom_error_name(ROM_LOADER_ESP32, 0xC1), "unknown error code");
     assert_string_equal(rom_loader_name(ROM_LOADER_STUB), "stub");
+    assert_string_equal(rom_loader_name(ROM_LOADER_UNKNOWN), "unknown loader");
+}
+
+/* Before a SYNC reply names the loader, no status length is known: a reply cannot be decoded,
+ * and nothing is taken for an "unsupported" answer. */
+static void test_unknown_loader(void **state)
+{
+    struct rom_reply r;
+    struct es_err err;
+
+    (void)state;
+    assert_int_equal(rom_status_len(ROM_LOADER_ESP8266), 2);
+    assert_int_equal(rom_status_len(ROM_LOADER_ESP32), 4);
+    assert_int_equal(rom_status_len(ROM_LOADER_STUB), 2);
+    assert_int_equal(rom_status_len(ROM_LOADER_UNKNOWN), 0);
+    unwire(
+        WIRE(0xC0, 0x01, 0x0A, 0x04, 0x00, 0x83, 0x1D, 0xF0, 0x00, 0x00, 0x00, 0x00, 0x00, 0xC0));
+    assert_int_equal(rom_decode_reply(frame, frame_len, ROM_LOADER_UNKNOWN, 0, &r, &err),
+                     -ES_INVALID_ARG);
+    assert_int_equal(rom_decode_reply(frame, frame_len, ROM_LOADER_ESP32, 0, &r, &err), 0);
+    unwire(WIRE(0xC0, 0x01, 0x14, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x05, 0xC0));
+    assert_int_equal(rom_reply_is_unsupported(frame, frame_len, ROM_LOADER_UNKNOWN, 0x14), 0);
+    assert_int_equal(rom_reply_is_unsupported(frame, frame_len, ROM_LOADER_ESP8266, 0x14), 1);
 }
 
 int main(void)
@@ -878,6 +901,7 @@ int main(void)
         cmocka_unit_test(test_unsupported_detection),
         cmocka_unit_test(test_stub_greeting),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_unknown_loader),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

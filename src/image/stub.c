@@ -1,4 +1,5 @@
-/* Loading the flasher stub JSON files of the esptool-js package (see es/stub.h). */
+/* Loading the flasher stub JSON files of the esptool-js package (see es/stub.h). It lives with
+ * the image code: like an image, a stub is read from a file once, before the loop starts. */
 #include "es/stub.h"
 
 #include <jansson.h>
