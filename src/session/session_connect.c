@@ -94,13 +94,14 @@ void sync_timeout(struct session *s)
         goto_state(s, ST_SYNC_PAUSE);
         return;
     }
-    if (++s->connect_attempt < attempts) {
+    if (s->connect_attempt + 1 < attempts) {
+        s->connect_attempt++;
         session_note(s, "retry", "no reply to %d SYNCs; connection attempt %d of %d", SYNC_TRIES,
                      s->connect_attempt + 1, attempts);
         goto_state(s, ST_RESET);
         return;
     }
-    s->rep.connect_retries = (unsigned)s->connect_attempt;
+    s->rep.connect_retries = (unsigned)s->connect_attempt; /* attempts beyond the first */
     session_fail(s, ES_NO_SYNC, "no reply to SYNC after %d attempts of %d tries", attempts,
                  SYNC_TRIES);
 }

@@ -655,6 +655,7 @@ static void test_retry_sync(void **state)
     assert_string_equal(rep->error_phase, "sync");
     assert_int_equal(h->b.ops[ROM_OP_SYNC].seen, 5 * 2);
     assert_int_equal(h->b.resets, 2);
+    assert_int_equal(rep->connect_retries, 1); /* attempts beyond the first, as after a pass */
     assert_false(rep->mac_valid);
     assert_int_equal(rep->loader, REPORT_LOADER_NONE);
     harness_free(h);
