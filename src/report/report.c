@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "es/atomic_file.h"
+#include "es/hex.h"
 
 #define PATH_CAP      4096
 #define PORT_NAME_MAX 96 /* sanitised port part of a file name; keeps names well under 255 */
@@ -260,15 +261,10 @@ static json_t *jstr(const char *s)
 static json_t *jhex(const uint8_t *bytes, size_t n)
 {
     char buf[2 * 64 + 1];
-    static const char digits[] = "0123456789abcdef";
 
     if (n > 64)
         n = 64;
-    for (size_t i = 0; i < n; i++) {
-        buf[2 * i] = digits[bytes[i] >> 4];
-        buf[2 * i + 1] = digits[bytes[i] & 0xf];
-    }
-    buf[2 * n] = '\0';
+    es_hex(bytes, n, buf);
     return json_string(buf);
 }
 
@@ -288,12 +284,11 @@ static json_t *jhexnum(const char *prefix, int width, unsigned long v)
 
 static json_t *jmac(bool valid, const uint8_t mac[6])
 {
-    char buf[18];
+    char buf[ES_MAC_TEXT_LEN];
 
     if (!valid)
         return json_null();
-    snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
-             mac[4], mac[5]);
+    es_format_mac(mac, ':', buf);
     return json_string(buf);
 }
 
@@ -543,8 +538,10 @@ static int device_stem(const struct report_device *d, char *out, size_t cap, str
     int n;
 
     if (d->mac_valid) {
-        n = snprintf(out, cap, "%02x-%02x-%02x-%02x-%02x-%02x", d->mac[0], d->mac[1], d->mac[2],
-                     d->mac[3], d->mac[4], d->mac[5]);
+        char mac[ES_MAC_TEXT_LEN];
+
+        es_format_mac(d->mac, '-', mac);
+        n = snprintf(out, cap, "%s", mac);
     } else {
         char port[PORT_NAME_MAX + 1];
 
