@@ -346,10 +346,19 @@ static void print_loop_stats(const struct station *st)
             st->payloads.n_data, st->payloads.n_variants, st->payloads.n_keys,
             (double)st->payloads.prepare_ns / 1e6);
     fprintf(stderr,
-            "espstation: loop: %llu iterations, longest stall %.2f ms, %llu over %.0f ms; %zu disk "
-            "jobs on the thread pool\n",
+            "espstation: loop: %llu iterations, longest stall %.2f ms (%.2f ms of it on the CPU), "
+            "%llu over %.0f ms; most CPU in one iteration %.2f ms; %zu disk jobs on the thread "
+            "pool\n",
             (unsigned long long)st->probe.iterations, (double)st->probe.max_stall_ns / 1e6,
-            (unsigned long long)st->probe.slow, LOOP_PROBE_SLOW_NS / 1e6, st->writer.jobs_done);
+            (double)st->probe.max_stall_cpu_ns / 1e6, (unsigned long long)st->probe.slow,
+            LOOP_PROBE_SLOW_NS / 1e6, (double)st->probe.max_cpu_ns / 1e6, st->writer.jobs_done);
+    for (uint64_t i = 0; i < st->probe.slow && i < LOOP_PROBE_KEEP; i++)
+        fprintf(stderr,
+                "espstation: loop: stall at %.3f s: %.2f ms, %.2f ms on the CPU, blocked %ld "
+                "times, preempted %ld times\n",
+                (double)st->probe.stalls[i].at_ns / 1e9, (double)st->probe.stalls[i].busy_ns / 1e6,
+                (double)st->probe.stalls[i].cpu_ns / 1e6, st->probe.stalls[i].blocked,
+                st->probe.stalls[i].preempted);
 }
 
 int station_run(const struct station_config *cfg, struct station_result *res, struct es_err *err)
