@@ -68,8 +68,15 @@ static void test_whole_stream_and_every_tail(void **state)
         }
         free(tail);
     }
-    assert_int_equal(image_deflate_tail(&d, data, size, d.npoints, &back, &d.zsize, &err),
-                     -(int)ES_INVALID_ARG);
+    {
+        uint8_t *none = back;
+        size_t none_len = 1;
+
+        assert_int_equal(image_deflate_tail(&d, data, size, d.npoints, &none, &none_len, &err),
+                         -(int)ES_INVALID_ARG);
+        assert_null(none);
+        assert_int_equal(none_len, 0);
+    }
     image_deflate_close(&d);
     free(back);
     free(data);
