@@ -5,7 +5,12 @@
  * point the stub has written past, as a new stream: zlib header, the deflate data from that
  * point, and the Adler-32 of the image bytes from there. At 64 KiB chunks (sector aligned, so a
  * restart never erases written data) the stream is about 1 % larger than one without flushes.
- * Pure: no files, no clocks. */
+ *
+ * The header patch of a bootloader image (flash mode, frequency, size: bytes 2-3, and the
+ * appended SHA-256) changes only a chunk or two, so the stream of each patched variant is made
+ * from the unpatched image's stream by compressing again only the chunks that differ
+ * (image_deflate_variant): a dozen flash sizes cost little more than one image. Pure: no files,
+ * no clocks. */
 #ifndef ES_DEFLATE_H
 #define ES_DEFLATE_H
 
@@ -24,6 +29,7 @@ struct image_restart {
 struct image_deflate {
     uint8_t *z; /* the whole zlib stream (owned) */
     size_t zsize;
+    size_t size;                  /* bytes of image it holds */
     struct image_restart *points; /* points[0] = {2, 0}: after the zlib header */
     size_t npoints;
 };
@@ -32,6 +38,16 @@ struct image_deflate {
  * ES_INVALID_ARG for chunk 0. On failure out holds nothing to free. */
 int image_deflate(const uint8_t *data, size_t size, uint32_t chunk, struct image_deflate *out,
                   struct es_err *err);
+/* Compresses data[0, size), a variant of base_data (what base compressed, of the same size),
+ * into out with the same restart points: a chunk whose bytes equal base_data's reuses base's
+ * deflate data, one that differs is compressed again on its own; the Adler-32 is data's. The
+ * result inflates to data, and every tail (image_deflate_tail) works as for image_deflate's.
+ * Reads base without changing it, so several variants of one base may be made at once on
+ * different threads. ES_NOMEM, or ES_INVALID_ARG when size is not base's. On failure out holds
+ * nothing to free. */
+int image_deflate_variant(const struct image_deflate *base, const uint8_t *base_data,
+                          const uint8_t *data, size_t size, struct image_deflate *out,
+                          struct es_err *err);
 /* The index of the last restart point whose deflate data starts at or before zdone bytes of the
  * stream: a stub that has written every block up to zdone has the image up to its uoff. */
 size_t image_deflate_point(const struct image_deflate *d, size_t zdone);

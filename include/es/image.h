@@ -10,6 +10,7 @@
 
 #include "es/chip.h"
 #include "es/err.h"
+#include "es/hex.h" /* es_hex, for the digests below */
 
 #define IMAGE_MAGIC            0xE9 /* every firmware image (§9.1) */
 #define IMAGE_MAGIC_ESP8266_V2 0xEA /* ESP8266 "v2" app image: never patched */
@@ -118,7 +119,5 @@ int es_sha256(const void *data, size_t len, uint8_t out[32], struct es_err *err)
 int es_md5(const void *data, size_t len, uint8_t out[16], struct es_err *err);
 /* MD5 of data padded with 0xFF to a multiple of 4 bytes (§8.2), without copying it. */
 int es_md5_padded(const void *data, size_t len, uint8_t out[16], struct es_err *err);
-/* Lowercase hex of bytes[0, n) into out, which holds 2n + 1 chars (NUL-terminated). */
-void es_hex(const uint8_t *bytes, size_t n, char *out);
 
 #endif

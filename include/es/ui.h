@@ -29,4 +29,44 @@ void ui_table_draw(FILE *f, const struct ui_row *rows, size_t n, double elapsed_
 /* The closing summary: counts, then one line per failed board with its reason. */
 void ui_summary(FILE *f, const struct ui_row *rows, size_t n, double elapsed_s);
 
+/* ---- The station's event sink for people (ui_view.c) ---- */
+
+enum ui_view_mode {
+    UI_VIEW_LIVE,  /* the table, redrawn in place by ui_view_draw */
+    UI_VIEW_LINES, /* one timestamped line per event */
+    UI_VIEW_QUIET  /* nothing during the run, no summary (--json: stdout is the journal's) */
+};
+
+/* One row per slot, kept from the events the station passes on and the progress it samples.
+ * Embedded in the station; ui_view_init() allocates the rows, ui_view_close() frees them. Every
+ * string is borrowed and must outlive the view. */
+struct ui_view {
+    FILE *f;
+    enum ui_view_mode mode;
+    struct ui_row *rows;
+    size_t n;
+    const char **verdicts; /* per row: the station's final result once known, else NULL */
+    const char **verdict_errors;
+};
+
+/* Rows for n slots, every one "-" until it is told more. Returns 0, or -1 out of memory. */
+int ui_view_init(struct ui_view *v, FILE *f, enum ui_view_mode mode, size_t n);
+void ui_view_close(struct ui_view *v);
+/* Names row i's slot and port. */
+void ui_view_slot(struct ui_view *v, size_t i, int slot, const char *port);
+/* Events: a phase change or a note prints a line (UI_VIEW_LINES). */
+void ui_view_phase(struct ui_view *v, size_t i, const char *phase);
+void ui_view_note(struct ui_view *v, size_t i, const char *what, const char *text);
+/* The board's progress as sampled from its session (slot and port in live are ignored). */
+void ui_view_progress(struct ui_view *v, size_t i, const struct ui_row *live);
+/* The verdict as recorded (the session's, or amended by the station: a duplicate MAC). Wins
+ * over the sampled result from then on. */
+void ui_view_verdict(struct ui_view *v, size_t i, const char *result, const char *error);
+/* The board's verdict is durable: its line (UI_VIEW_LINES), with text the MAC or the reason. */
+void ui_view_done(struct ui_view *v, size_t i, const char *result, const char *text);
+/* Redraws the table (UI_VIEW_LIVE only). */
+void ui_view_draw(struct ui_view *v, double elapsed_s);
+/* The closing summary (not in UI_VIEW_QUIET). */
+void ui_view_summary(struct ui_view *v, double elapsed_s);
+
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "chip_table.h"
+#include "es/hex.h"
 
 const struct chip *chip_by_magic(uint32_t magic)
 {
@@ -225,8 +226,7 @@ int chip_decode_info(const struct chip *chip, const uint32_t words[], struct chi
 
 void chip_format_mac(const uint8_t mac[6], char out[18])
 {
-    snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
-             mac[5]);
+    es_format_mac(mac, ':', out);
 }
 
 int chip_xtal_mhz(const struct chip *chip, uint32_t uart_div_reg, uint32_t baud)

@@ -3,6 +3,7 @@
  * then no board was touched). */
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,7 @@ struct options {
     int verbose;
 };
 
+/* Appends item to a growing list. Returns 0, or -1 out of memory (the list is unchanged). */
 static int push(char ***list, size_t *n, char *item)
 {
     char **grown = realloc(*list, (*n + 1) * sizeof(**list));
@@ -67,6 +69,23 @@ static int push(char ***list, size_t *n, char *item)
     grown[(*n)++] = item;
     *list = grown;
     return 0;
+}
+
+/* push() for a string the list takes ownership of (NULL: its strdup failed): freed when it
+ * cannot be added. */
+static int push_owned(char ***list, size_t *n, char *item)
+{
+    if (item == NULL || push(list, n, item) < 0) {
+        free(item);
+        return -1;
+    }
+    return 0;
+}
+
+static int out_of_memory(void)
+{
+    fprintf(stderr, "espstation: out of memory reading the command line\n");
+    return EXIT_BADINPUT;
 }
 
 static int parse_double(const char *opt, const char *text, double *out)
@@ -133,7 +152,10 @@ static int parse_options(int argc, char **argv, struct options *o)
     optind = 2;
     while ((c = getopt_long(argc, argv, "p:vh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'p': push(&o->ports, &o->n_ports, optarg); break;
+        case 'p':
+            if (push(&o->ports, &o->n_ports, optarg) < 0)
+                return out_of_memory();
+            break;
         case 'v': o->verbose = 1; break;
         case 'h': usage(stdout); exit(EXIT_PASS);
         case OPT_SIM:
@@ -144,7 +166,10 @@ static int parse_options(int argc, char **argv, struct options *o)
                 return EXIT_BADINPUT;
             }
             break;
-        case OPT_SIM_ARG: push(&o->sim_args, &o->n_sim_args, optarg); break;
+        case OPT_SIM_ARG:
+            if (push(&o->sim_args, &o->n_sim_args, optarg) < 0)
+                return out_of_memory();
+            break;
         case OPT_SIM_SCALE:
             if (parse_double("--sim-time-scale", optarg, &o->sim_time_scale) < 0)
                 return EXIT_BADINPUT;
@@ -160,7 +185,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         }
     }
     for (int i = optind; i < argc; i++)
-        push(&o->profiles, &o->n_profiles, argv[i]);
+        if (push(&o->profiles, &o->n_profiles, argv[i]) < 0)
+            return out_of_memory();
     return 0;
 }
 
@@ -231,9 +257,13 @@ static int usb_ports(char ***ports, size_t *n)
         return EXIT_BADINPUT;
     }
     port_sort(list, nl);
-    for (size_t i = 0; i < nl; i++)
-        if (list[i].transport == PORT_TRANSPORT_USB)
-            push(ports, n, strdup(list[i].name));
+    for (size_t i = 0; i < nl; i++) {
+        if (list[i].transport == PORT_TRANSPORT_USB &&
+            push_owned(ports, n, strdup(list[i].name)) < 0) {
+            port_list_free(list, nl);
+            return out_of_memory();
+        }
+    }
     port_list_free(list, nl);
     if (*n == 0) {
         fprintf(stderr, "espstation: no USB serial ports found; plug in the boards, or give "
@@ -241,6 +271,22 @@ static int usb_ports(char ***ports, size_t *n)
         return EXIT_BADINPUT;
     }
     return 0;
+}
+
+/* Appends names[0, count) (malloc'd strings, in a malloc'd array) to the list, which takes the
+ * strings; frees the array, and on failure every string not added. 0, or -1 with ES_NOMEM. */
+static int push_all(char ***ports, size_t *n, char **names, size_t count, struct es_err *err)
+{
+    int rc = 0;
+
+    for (size_t k = 0; k < count; k++) {
+        if (rc == 0 && push(ports, n, names[k]) < 0)
+            rc = es_fail(err, ES_NOMEM, "out of memory");
+        if (rc < 0)
+            free(names[k]);
+    }
+    free(names);
+    return rc;
 }
 
 /* Appends the ports a name stands for: socket://... as it is, anything else through port_glob. */
@@ -252,14 +298,13 @@ static int add_named(char ***ports, size_t *n, const char *pattern, struct es_er
     if (strncmp(pattern, "socket://", 9) == 0) {
         if (port_check_name(pattern, err) < 0)
             return -1;
-        return push(ports, n, strdup(pattern));
+        if (push_owned(ports, n, strdup(pattern)) < 0)
+            return es_fail(err, ES_NOMEM, "out of memory");
+        return 0;
     }
     if (port_glob(pattern, &names, &count, err) < 0)
         return -1;
-    for (size_t k = 0; k < count; k++)
-        push(ports, n, names[k]);
-    free(names);
-    return 0;
+    return push_all(ports, n, names, count, err);
 }
 
 /* Appends the serial ports whose USB identity matches a profile's {usb, serial, location}. */
@@ -279,10 +324,7 @@ static int add_usb_match(char ***ports, size_t *n, const struct profile_port *pp
     port_list_free(list, nl);
     if (rc < 0)
         return -1;
-    for (size_t k = 0; k < count; k++)
-        push(ports, n, names[k]);
-    free(names);
-    return 0;
+    return push_all(ports, n, names, count, err);
 }
 
 /* Expands the ports of the command line, else those of the first profile, else every USB
@@ -412,6 +454,9 @@ int main(int argc, char **argv)
 
     /* As many open files as the system allows this user: one tty and one socket per board. */
     raise_open_files_limit();
+    /* A reader that goes away (stdout piped into head, a dead espsim) must be a write error we
+     * report, not a signal that kills the station before the reports are written. */
+    signal(SIGPIPE, SIG_IGN);
 
     /* The subcommand comes first, as in git. */
     if (argc < 2) {

@@ -1,4 +1,5 @@
-/* A zlib stream of an image that can be restarted part way (see es/deflate.h). */
+/* A zlib stream of an image that can be restarted part way (see es/deflate.h), and the same
+ * stream for a variant of the image that reuses every chunk the two have in common. */
 #include "es/deflate.h"
 
 #include <stdlib.h>
@@ -53,6 +54,7 @@ int image_deflate(const uint8_t *data, size_t size, uint32_t chunk, struct image
             break;
     }
     out->zsize = z.total_out;
+    out->size = size;
     deflateEnd(&z);
     if (rc < 0)
         image_deflate_close(out);
@@ -83,6 +85,76 @@ int image_deflate_tail(const struct image_deflate *d, const uint8_t *data, size_
         buf[sizeof(zlib_header) + body + (size_t)i] = (uint8_t)(adler >> (24 - 8 * i));
     *out = buf;
     *out_len = sizeof(zlib_header) + body + 4;
+    return 0;
+}
+
+/* Compresses one chunk on its own as raw deflate data (no zlib header or trailer): what a full
+ * flush in image_deflate() makes of it, since a full flush forgets everything before it. A
+ * middle chunk ends with the flush's empty stored block, the last one with a final block.
+ * Appends to out at *len, which has room for compressBound(n) + 16 bytes. */
+static int deflate_chunk(const uint8_t *data, size_t n, int last, uint8_t *out, size_t *len)
+{
+    z_stream z;
+    int ok;
+
+    memset(&z, 0, sizeof(z));
+    /* Level 9, 32 KiB window, zlib's default memLevel: the settings deflateInit(9) uses. */
+    if (deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -1;
+    z.next_in = (Bytef *)(uintptr_t)data;
+    z.avail_in = (uInt)n;
+    z.next_out = out + *len;
+    z.avail_out = (uInt)(compressBound((uLong)n) + 16);
+    ok = deflate(&z, last ? Z_FINISH : Z_FULL_FLUSH) == (last ? Z_STREAM_END : Z_OK) &&
+         z.avail_in == 0;
+    *len += z.total_out;
+    deflateEnd(&z);
+    return ok ? 0 : -1;
+}
+
+int image_deflate_variant(const struct image_deflate *base, const uint8_t *base_data,
+                          const uint8_t *data, size_t size, struct image_deflate *out,
+                          struct es_err *err)
+{
+    size_t cap, len = sizeof(zlib_header);
+    uint32_t adler;
+
+    memset(out, 0, sizeof(*out));
+    if (base->npoints == 0 || base->zsize < 6 || base->size != size)
+        return es_fail(err, ES_INVALID_ARG,
+                       "image_deflate_variant: a %zu-byte variant of a %zu-byte image", size,
+                       base->size);
+    /* The base's stream, plus room for each chunk that compresses worse this time. */
+    cap = base->zsize + base->npoints * 64 + compressBound((uLong)size);
+    out->z = malloc(cap);
+    out->points = calloc(base->npoints, sizeof(*out->points));
+    if (out->z == NULL || out->points == NULL) {
+        image_deflate_close(out);
+        return es_fail(err, ES_NOMEM, "out of memory compressing a %zu-byte image", size);
+    }
+    memcpy(out->z, zlib_header, sizeof(zlib_header));
+    for (size_t k = 0; k < base->npoints; k++) {
+        int last = k + 1 == base->npoints;
+        size_t uoff = base->points[k].uoff, uend = last ? size : base->points[k + 1].uoff;
+        size_t zoff = base->points[k].zoff,
+               zend = last ? base->zsize - 4 : base->points[k + 1].zoff;
+
+        out->points[k].uoff = (uint32_t)uoff;
+        out->points[k].zoff = (uint32_t)len;
+        if (memcmp(data + uoff, base_data + uoff, uend - uoff) == 0) {
+            memcpy(out->z + len, base->z + zoff, zend - zoff);
+            len += zend - zoff;
+        } else if (deflate_chunk(data + uoff, uend - uoff, last, out->z, &len) < 0) {
+            image_deflate_close(out);
+            return es_fail(err, ES_NOMEM, "zlib could not compress an image (%zu bytes)", size);
+        }
+        out->npoints++;
+    }
+    adler = (uint32_t)adler32(adler32(0, NULL, 0), data, (uInt)size);
+    for (int i = 0; i < 4; i++) /* RFC 1950: the Adler-32 is stored most significant first */
+        out->z[len++] = (uint8_t)(adler >> (24 - 8 * i));
+    out->zsize = len;
+    out->size = size;
     return 0;
 }
 

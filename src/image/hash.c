@@ -1,6 +1,5 @@
-/* One-shot SHA-256 and MD5 through OpenSSL's EVP interface, the padded MD5 that flash
- * verification compares against (protocol doc §8.2), and lowercase hex for messages and
- * reports. */
+/* One-shot SHA-256 and MD5 through OpenSSL's EVP interface, and the padded MD5 that flash
+ * verification compares against (protocol doc §8.2). Digests as hex text: es/hex.h. */
 #include <openssl/evp.h>
 
 #include "es/image.h"
@@ -37,15 +36,4 @@ int es_md5_padded(const void *data, size_t len, uint8_t out[16], struct es_err *
     static const uint8_t ff[3] = {0xFF, 0xFF, 0xFF};
 
     return digest(EVP_md5(), "MD5", data, len, ff, (4 - len % 4) % 4, out, err);
-}
-
-void es_hex(const uint8_t *bytes, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 0xF];
-    }
-    out[2 * n] = '\0';
 }

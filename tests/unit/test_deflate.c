@@ -68,8 +68,15 @@ static void test_whole_stream_and_every_tail(void **state)
         }
         free(tail);
     }
-    assert_int_equal(image_deflate_tail(&d, data, size, d.npoints, &back, &d.zsize, &err),
-                     -(int)ES_INVALID_ARG);
+    {
+        uint8_t *none = back;
+        size_t none_len = 1;
+
+        assert_int_equal(image_deflate_tail(&d, data, size, d.npoints, &none, &none_len, &err),
+                         -(int)ES_INVALID_ARG);
+        assert_null(none);
+        assert_int_equal(none_len, 0);
+    }
     image_deflate_close(&d);
     free(back);
     free(data);
@@ -90,6 +97,59 @@ static void test_restart_point_for_progress(void **state)
     assert_int_equal(image_deflate_point(&d, d.zsize), d.npoints - 1);
     image_deflate_close(&d);
     free(data);
+}
+
+/* A patched variant (header bytes in chunk 0, a digest in the last chunk): it inflates to the
+ * variant, every tail restarts correctly, and the chunks both share are byte for byte the base's
+ * deflate data, compressed once. */
+static void test_variant_reuses_unchanged_chunks(void **state)
+{
+    const size_t size = 5 * IMAGE_DEFLATE_CHUNK + 777;
+    uint8_t *base_data = firmware_like(size), *data = malloc(size), *back = malloc(size);
+    struct image_deflate base, v, whole;
+    struct es_err err;
+
+    (void)state;
+    assert_non_null(data);
+    assert_non_null(back);
+    memcpy(data, base_data, size);
+    data[2] = 0x02;       /* flash mode */
+    data[3] ^= 0x40;      /* flash size code */
+    data[size - 10] ^= 1; /* an appended digest */
+    assert_int_equal(image_deflate(base_data, size, IMAGE_DEFLATE_CHUNK, &base, &err), 0);
+    assert_int_equal(image_deflate_variant(&base, base_data, data, size, &v, &err), 0);
+    assert_int_equal(v.npoints, base.npoints);
+    assert_int_equal(v.size, size);
+    assert_int_equal(inflate_all(v.z, v.zsize, back, size), (long)size);
+    assert_memory_equal(back, data, size);
+    for (size_t k = 0; k < v.npoints; k++) {
+        uint8_t *tail;
+        size_t n;
+
+        assert_int_equal(v.points[k].uoff, base.points[k].uoff);
+        assert_int_equal(image_deflate_tail(&v, data, size, k, &tail, &n, &err), 0);
+        assert_int_equal(inflate_all(tail, n, back, size), (long)(size - v.points[k].uoff));
+        assert_memory_equal(back, data + v.points[k].uoff, size - v.points[k].uoff);
+        free(tail);
+        if (k > 0 && k + 1 < v.npoints) { /* unchanged: the base's own bytes */
+            size_t len = base.points[k + 1].zoff - base.points[k].zoff;
+
+            assert_int_equal(v.points[k + 1].zoff - v.points[k].zoff, len);
+            assert_memory_equal(v.z + v.points[k].zoff, base.z + base.points[k].zoff, len);
+        }
+    }
+    /* Within a few bytes of compressing the variant from scratch. */
+    assert_int_equal(image_deflate(data, size, IMAGE_DEFLATE_CHUNK, &whole, &err), 0);
+    assert_true(v.zsize <= whole.zsize + 64 && whole.zsize <= v.zsize + 64);
+    image_deflate_close(&whole);
+    image_deflate_close(&v);
+    assert_int_equal(image_deflate_variant(&base, base_data, data, size - 4, &v, &err),
+                     -(int)ES_INVALID_ARG);
+    assert_null(v.z);
+    image_deflate_close(&base);
+    free(back);
+    free(data);
+    free(base_data);
 }
 
 /* The shipped demo images: the restartable stream is within 2 % of one zlib level-9 stream. */
@@ -128,6 +188,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_stream_and_every_tail),
         cmocka_unit_test(test_restart_point_for_progress),
+        cmocka_unit_test(test_variant_reuses_unchanged_chunks),
         cmocka_unit_test(test_ratio_within_two_percent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,112 @@
+/* es/ui.h's struct ui_view: which events print a line in which mode, and that the station's
+ * recorded verdict wins over the sampled one in the summary. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "es/ui.h"
+
+static size_t slurp(FILE *f, char *out, size_t cap)
+{
+    size_t n;
+
+    rewind(f);
+    n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    return n;
+}
+
+static void test_lines_mode_prints_events(void **state)
+{
+    struct ui_view v;
+    FILE *f = tmpfile();
+    char text[4096];
+
+    (void)state;
+    assert_non_null(f);
+    assert_int_equal(ui_view_init(&v, f, UI_VIEW_LINES, 2), 0);
+    ui_view_slot(&v, 0, 0, "/dev/ttyUSB0");
+    ui_view_slot(&v, 1, 1, "/dev/ttyUSB1");
+    assert_string_equal(v.rows[1].phase, "-");
+    ui_view_phase(&v, 1, "sync");
+    ui_view_note(&v, 0, "chip", "ESP32");
+    ui_view_done(&v, 1, "pass", "24:0a:c4:00:00:01");
+    ui_view_draw(&v, 1.0); /* nothing: not live */
+    slurp(f, text, sizeof(text));
+    assert_non_null(strstr(text, " slot 1 /dev/ttyUSB1: phase: sync\n"));
+    assert_non_null(strstr(text, " slot 0 /dev/ttyUSB0: chip: ESP32\n"));
+    assert_non_null(strstr(text, " slot 1 /dev/ttyUSB1: pass: 24:0a:c4:00:00:01\n"));
+    assert_null(strstr(text, "\033[H"));
+    assert_string_equal(v.rows[1].phase, "sync");
+    ui_view_close(&v);
+    fclose(f);
+}
+
+static void test_quiet_mode_prints_nothing(void **state)
+{
+    struct ui_view v;
+    FILE *f = tmpfile();
+    char text[64];
+
+    (void)state;
+    assert_non_null(f);
+    assert_int_equal(ui_view_init(&v, f, UI_VIEW_QUIET, 1), 0);
+    ui_view_slot(&v, 0, 0, "p");
+    ui_view_phase(&v, 0, "sync");
+    ui_view_note(&v, 0, "chip", "ESP32");
+    ui_view_done(&v, 0, "pass", "x");
+    ui_view_draw(&v, 1.0);
+    ui_view_summary(&v, 1.0);
+    assert_int_equal(slurp(f, text, sizeof(text)), 0);
+    ui_view_close(&v);
+    fclose(f);
+}
+
+/* A board that passed by its session but failed as a duplicate MAC is a failure in the summary. */
+static void test_verdict_wins_in_summary(void **state)
+{
+    struct ui_view v;
+    struct ui_row live;
+    FILE *f = tmpfile();
+    char text[4096];
+
+    (void)state;
+    assert_non_null(f);
+    assert_int_equal(ui_view_init(&v, f, UI_VIEW_LIVE, 2), 0);
+    ui_view_slot(&v, 0, 0, "/dev/a");
+    ui_view_slot(&v, 1, 1, "/dev/b");
+    memset(&live, 0, sizeof(live));
+    live.slot = 99; /* ignored: the view keeps its slot and port */
+    live.port = "ignored";
+    live.phase = "done";
+    live.finished = 1;
+    live.result = "pass";
+    ui_view_progress(&v, 0, &live);
+    ui_view_progress(&v, 1, &live);
+    ui_view_verdict(&v, 1, "fail", "MAC 24:0a:c4:00:00:01 is also the MAC of slot 0");
+    ui_view_draw(&v, 2.0);
+    ui_view_summary(&v, 2.0);
+    slurp(f, text, sizeof(text));
+    assert_non_null(strstr(text, "\033[H\033[J"));
+    assert_non_null(strstr(text, "1 of 2 boards passed"));
+    assert_non_null(strstr(text, "  slot 1 /dev/b: fail: MAC 24:0a:c4:00:00:01 is also"));
+    assert_null(strstr(text, "ignored"));
+    assert_int_equal(v.rows[0].slot, 0);
+    ui_view_close(&v);
+    fclose(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lines_mode_prints_events),
+        cmocka_unit_test(test_quiet_mode_prints_nothing),
+        cmocka_unit_test(test_verdict_wins_in_summary),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
