@@ -66,8 +66,9 @@ struct session_callbacks {
     /* The session has finished (pass, fail or interrupted), its port and timer are closed, and
      * session_report() is final. The station writes the report, then calls session_free. */
     void (*on_done)(struct session *s, void *arg);
-    /* Returns the payload of image index i of profile p for this chip and header flash params;
-     * the station computes it once and caches it. */
+    /* Returns the payload of image index i of profile p for this chip and header flash params.
+     * Only a lookup: the station prepared every payload a board can need before the loop ran, so
+     * nothing slow happens here. z is NULL in a run that never writes (verify). */
     int (*get_payload)(struct session *s, const struct profile *p, size_t i,
                        const struct chip *chip, const struct image_flash_params *params,
                        int compressed, const struct session_payload **out, struct es_err *err,

@@ -11,13 +11,9 @@
 
 #include <uv.h>
 
+#include "es/container_of.h"
 #include "es/err.h"
 #include "es/port.h"
-
-/* The struct of type holding member, from a pointer to that member (libuv's own container_of). */
-#ifndef container_of
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-#endif
 
 #define PORT_SOCKET_PREFIX "socket://"
 

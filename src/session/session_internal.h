@@ -11,12 +11,11 @@
 
 #include <uv.h>
 
+#include "es/container_of.h"
 #include "es/port.h"
 #include "es/rom.h"
 #include "es/session.h"
 #include "es/slip.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Timeouts (protocol doc §4, §8.4; esptool's figures unless noted). */
 #define SYNC_TIMEOUT_MS       100  /* first reply to a SYNC */

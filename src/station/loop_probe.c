@@ -9,7 +9,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#include "es/container_of.h"
 
 /* CPU time of the loop thread. */
 static uint64_t thread_cpu_ns(void)

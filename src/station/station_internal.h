@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "es/container_of.h"
 #include "es/event_log.h"
 #include "es/report.h"
 #include "es/session.h"
@@ -16,8 +17,6 @@
 #include "station_payload.h"
 #include "station_sim.h"
 #include "station_writer.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 struct slot {
     struct station *st;

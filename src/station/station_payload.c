@@ -7,6 +7,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "es/container_of.h"
 #include "es/deflate.h"
 
 struct payload_data {
@@ -30,8 +31,6 @@ struct payload_key {
     struct es_err err;
     struct payload_key *next;
 };
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static int params_equal(const struct image_flash_params *a, const struct image_flash_params *b)
 {

@@ -6,7 +6,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#include "es/container_of.h"
 
 void station_writer_init(struct station_writer *w, uv_loop_t *loop)
 {

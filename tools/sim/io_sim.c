@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "es/hex.h"
 #include "io.h"
 #include "stubimg.h"
 
@@ -171,11 +172,10 @@ static int print_json(json_t *obj)
 static void announce_board(const struct io_board *b)
 {
     const struct bench_board *s = b->spec;
-    char mac[18], id[16], tcp[32];
+    char mac[ES_MAC_TEXT_LEN], id[16], tcp[32];
     json_t *o = json_object();
 
-    snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", s->mac[0], s->mac[1], s->mac[2],
-             s->mac[3], s->mac[4], s->mac[5]);
+    es_format_mac(s->mac, ':', mac);
     snprintf(id, sizeof(id), "0x%06x", s->flash_id);
     json_object_set_new(o, "slot", json_integer(b->slot));
     json_object_set_new(o, "chip", json_string(bench_chip_name(s->chip)));
