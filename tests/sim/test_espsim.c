@@ -1002,6 +1002,69 @@ static void test_ctl_buttons(void **state)
     close(fd);
 }
 
+/* An ESP8266 image (§9.1) with one rodata segment holding "espsim-banner:" TEXT NUL, as
+ * mkimage --banner writes it. Returns its length. */
+static size_t banner_image(const char *banner, uint8_t *img, size_t cap)
+{
+    size_t seg = 256, pos = 16, end;
+    uint8_t sum = 0xEF;
+
+    assert_true(cap >= 512);
+    memset(img, 0, cap);
+    img[0] = 0xE9;
+    img[1] = 1;
+    img[2] = 2;
+    img[3] = 0x20;
+    es_put_le32(img + 4, 0x40100004);
+    es_put_le32(img + 8, 0x3FFE8800);
+    es_put_le32(img + 12, (uint32_t)seg);
+    memset(img + pos, 'x', seg);
+    memcpy(img + pos + 8, "espsim-banner:", 14);
+    memcpy(img + pos + 22, banner, strlen(banner) + 1);
+    for (size_t i = 0; i < seg; i++)
+        sum ^= img[pos + i];
+    end = (pos + seg) | 15;
+    img[end] = sum;
+    return end + 1;
+}
+
+static void test_ctl_app_after_hard_reset(void **state)
+{
+    const struct sc_board *b = &csim.boards[C_PLUG];
+    uint8_t img[512];
+    size_t n = banner_image("MicroPython v1.22.2 on 2024-02-22; ESP module with ESP8266", img,
+                            sizeof(img));
+    int fd, ffd, ctl;
+
+    (void)state;
+    ffd = open(b->flash, O_RDWR);
+    assert_true(ffd >= 0);
+    assert_int_equal(pwrite(ffd, img, n, 0), (ssize_t)n);
+    close(ffd);
+    /* The host last spoke at its flashing rate, then set 115200 to listen and reset the board
+     * without sending anything more: the banner must come clean (the board judges its output
+     * against the host's rate when it leaves, not the rate of the last bytes it heard). */
+    fd = sc_port_open(b->port, 460800);
+    assert_true(fd >= 0);
+    sc_reader_init(&reader, fd);
+    assert_int_equal(write(fd, "\xc0\xc0\xc0\xc0", 4), 4);
+    sc_drain(&reader, 100);
+    assert_int_equal(sc_port_set_baud(fd, 115200), 0);
+    ctl = sc_ctl_open(b->ctl);
+    assert_true(ctl >= 0);
+    assert_int_equal(sc_ctl_write(ctl, "DTR=0 RTS=1"), 0);
+    sc_sleep_ms(20);
+    assert_int_equal(sc_ctl_write(ctl, "RTS=0"), 0);
+    close(ctl);
+    assert_int_equal(sc_port_set_baud(fd, 115200), 0);
+    assert_int_equal(
+        wait_raw("MicroPython v1.22.2 on 2024-02-22; ESP module with ESP8266\r\n>>> ", WAIT_MS), 1);
+    sc_reader_clear(&reader);
+    assert_int_equal(write(fd, "print(6*7)\r\n", 12), 12);
+    assert_int_equal(wait_raw("print(6*7)\r\n42\r\n>>> ", WAIT_MS), 1);
+    close(fd);
+}
+
 static void test_ctl_stdin(void **state)
 {
     char reply[4096];
@@ -1048,9 +1111,8 @@ int main(void)
         cmocka_unit_test(test_state_kept),
     };
     const struct CMUnitTest control_tests[] = {
-        cmocka_unit_test(test_ctl_unplug_plug),
-        cmocka_unit_test(test_ctl_swap),
-        cmocka_unit_test(test_ctl_buttons),
+        cmocka_unit_test(test_ctl_unplug_plug), cmocka_unit_test(test_ctl_swap),
+        cmocka_unit_test(test_ctl_buttons),     cmocka_unit_test(test_ctl_app_after_hard_reset),
         cmocka_unit_test(test_ctl_stdin),
     };
     const struct CMUnitTest process_tests[] = {

@@ -108,6 +108,17 @@ static void arm_timer(struct sim_board *b)
         b->ops.set_timer(b->ctx, next);
 }
 
+/* Bytes a receiver at another rate makes of our output: garbage with the odd 0xC0 in it, so
+ * the host's resynchronisation is exercised (§13.3). */
+static void make_noise(struct sim_board *b, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = sim_rand(b);
+
+        out[i] = (r & 0x1F00) == 0 ? SLIP_END : (uint8_t)r;
+    }
+}
+
 static void flush_due(struct sim_board *b)
 {
     while (b->q_head && b->q_head->due <= b->now) {
@@ -116,6 +127,8 @@ static void flush_due(struct sim_board *b)
         b->q_head = d->next;
         if (!b->q_head)
             b->q_tail = NULL;
+        if (b->host_baud && b->host_baud != d->baud)
+            make_noise(b, d->bytes, d->n);
         b->ops.send(b->ctx, d->bytes, d->n, d->due, d->baud);
         free(d);
     }
@@ -130,17 +143,6 @@ void sim_drop_output(struct sim_board *b)
         free(d);
     }
     b->q_tail = NULL;
-}
-
-/* Bytes a receiver at another rate makes of our output: garbage with the odd 0xC0 in it, so
- * the host's resynchronisation is exercised (§13.3). */
-static void make_noise(struct sim_board *b, uint8_t *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t r = sim_rand(b);
-
-        out[i] = (r & 0x1F00) == 0 ? SLIP_END : (uint8_t)r;
-    }
 }
 
 void sim_send_raw(struct sim_board *b, const uint8_t *bytes, size_t n, uint64_t at_ns,
@@ -164,7 +166,9 @@ void sim_send_raw(struct sim_board *b, const uint8_t *bytes, size_t n, uint64_t 
     d->due = at_ns;
     d->baud = baud;
     d->n = n;
-    if (b->garbled || (b->host_baud && b->host_baud != baud))
+    /* A rate mismatch with the host is judged when the bytes leave (flush_due): the host may
+     * change its rate between a reset and the boot text it waits for. */
+    if (b->garbled)
         make_noise(b, d->bytes, n);
     else
         memcpy(d->bytes, bytes, n);
@@ -815,6 +819,12 @@ void sim_board_on_timer(struct sim_board *b, uint64_t now_ns)
     flush_due(b);
     sim_app_on_timer(b);
     arm_timer(b);
+}
+
+void sim_board_set_host_baud(struct sim_board *b, uint32_t host_baud)
+{
+    if (host_baud != 0)
+        b->host_baud = host_baud;
 }
 
 uint32_t sim_board_baud(const struct sim_board *b)

@@ -100,6 +100,10 @@ void sim_board_set_lines(struct sim_board *b, int dtr, int rts, uint64_t now_ns)
 void sim_board_rx(struct sim_board *b, const uint8_t *bytes, size_t n, uint32_t host_baud,
                   uint64_t now_ns);
 void sim_board_on_timer(struct sim_board *b, uint64_t now_ns);
+/* The host's port is set to host_baud now (the shell reads it before each timer event; 0 =
+ * unknown, no change). Output is judged against the host's rate when it leaves the board, so a
+ * host that switches to 115200 after a reset reads the firmware's banner cleanly. */
+void sim_board_set_host_baud(struct sim_board *b, uint32_t host_baud);
 /* What the board's UART runs at now (115200 until CHANGE_BAUDRATE; boot text at 74880 on
  * ESP8266). */
 uint32_t sim_board_baud(const struct sim_board *b);
