@@ -1065,6 +1065,99 @@ static void test_ctl_app_after_hard_reset(void **state)
     close(fd);
 }
 
+/* The MAC "status 0" reports on sim s (copied into mac), and whether slot 0 is plugged. */
+static int status_mac(struct sc_sim *s, char *mac, size_t cap)
+{
+    char reply[4096];
+    json_error_t jerr;
+    json_t *o, *one;
+    int plugged;
+
+    assert_int_equal(sc_sim_cmd(s->sock, "status 0", reply, sizeof(reply)), 0);
+    o = json_loads(reply, 0, &jerr);
+    assert_non_null(o);
+    one = json_array_get(json_object_get(o, "slots"), 0);
+    assert_non_null(one);
+    snprintf(mac, cap, "%s", json_string_value(json_object_get(one, "mac")));
+    plugged = json_is_true(json_object_get(one, "plugged"));
+    json_decref(o);
+    return plugged;
+}
+
+/* Waits until slot 0 holds a board with another MAC than old, plugged in. */
+static int wait_new_board(struct sc_sim *s, const char *old, char *mac, size_t cap)
+{
+    int64_t deadline = sc_now_ms() + 5000;
+
+    while (sc_now_ms() < deadline) {
+        if (status_mac(s, mac, cap) && strcmp(mac, old) != 0)
+            return 1;
+        sc_sleep_ms(10);
+    }
+    return 0;
+}
+
+static void test_auto_swap(void **state)
+{
+    static struct sc_sim s;
+    char dir[PATH_MAX], statedir[PATH_MAX + 8], slot[PATH_MAX + 32], mac1[18], mac2[18],
+        rm[PATH_MAX + 16];
+    const char *args[] = {"--board", "esp8266,autoreset=no", "--state", statedir, "--time-scale",
+                          SCALE,     "--auto-swap",          "1:2",     "--seed", "5",
+                          NULL};
+    uint8_t img[512];
+    size_t n = banner_image("MicroPython v1.22.2 on 2024-02-22; ESP module with ESP8266", img,
+                            sizeof(img));
+    FILE *f;
+    int ifd;
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "%s/autoswap.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    snprintf(statedir, sizeof(statedir), "%s/st", dir);
+    mkdir(statedir, 0755);
+    snprintf(slot, sizeof(slot), "%s/slot0.bin", statedir);
+    f = fopen(slot, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(img, 1, n, f), n);
+    for (size_t i = n; i < (4u << 20); i++)
+        fputc(0xFF, f);
+    fclose(f);
+
+    /* The board boots its app at power-on: in 1..2 s of board time the adapter is unplugged and
+     * plugged back with a new blank board. */
+    assert_int_equal(sc_sim_start(&s, ESPSIM_PATH, args), 0);
+    ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    assert_true(ifd >= 0);
+    assert_true(inotify_add_watch(ifd, s.dir, IN_CREATE | IN_DELETE) >= 0);
+    assert_int_equal(wait_new_board(&s, s.boards[0].mac, mac1, sizeof(mac1)), 1);
+    assert_int_equal(wait_dir_event(ifd, "ttySIM0", IN_DELETE, WAIT_MS), IN_DELETE);
+    /* The new board is blank: it does not run an app, so it stays. */
+    sc_sleep_ms(200);
+    assert_int_equal(status_mac(&s, mac2, sizeof(mac2)), 1);
+    assert_string_equal(mac2, mac1);
+
+    /* Flashed (the app written) and reset with EN: the next change is a jig swap, the node stays.
+     */
+    f = fopen(slot, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fwrite(img, 1, n, f), n);
+    fclose(f);
+    {
+        char reply[4096];
+
+        assert_int_equal(sc_sim_cmd(s.sock, "en 0 press", reply, sizeof(reply)), 0);
+        assert_int_equal(sc_sim_cmd(s.sock, "en 0 release", reply, sizeof(reply)), 0);
+    }
+    assert_int_equal(wait_new_board(&s, mac1, mac2, sizeof(mac2)), 1);
+    assert_string_not_equal(mac2, s.boards[0].mac);
+    assert_int_equal(wait_dir_event(ifd, "ttySIM0", IN_DELETE, 200), 0);
+    close(ifd);
+    assert_int_equal(sc_sim_stop(&s, 10000), 0);
+    snprintf(rm, sizeof(rm), "rm -rf '%s'", dir);
+    assert_int_equal(system(rm), 0);
+}
+
 static void test_ctl_stdin(void **state)
 {
     char reply[4096];
@@ -1118,6 +1211,7 @@ int main(void)
     const struct CMUnitTest process_tests[] = {
         cmocka_unit_test(test_sigterm_removes_dir),
         cmocka_unit_test(test_exit_on_eof),
+        cmocka_unit_test(test_auto_swap),
         cmocka_unit_test(test_bad_arguments),
     };
     int failed;
