@@ -446,15 +446,13 @@ static uint32_t winbond_id(uint32_t size)
 
 /* The board's MAC, flash id and seed; `index` numbers the boards of the run (the bench's slots
  * first, then the boards swapped in), so generated MACs never repeat within a run. */
-static void finish_board(const struct bench_options *o, struct bench_board *b, unsigned index,
-                         int slot)
+static void finish_board(const struct bench_options *o, struct bench_board *b, unsigned index)
 {
     /* The low 24 bits are a seed-dependent base plus the index, so they differ for every board. */
     uint32_t base = (uint32_t)(mix64(o->seed) & 0xFFFFFF);
     uint64_t h = mix64(o->seed ^ ((uint64_t)(index + 1) << 32));
     uint32_t low = (base + index) & 0xFFFFFF;
 
-    (void)slot;
     b->flash_id = winbond_id(b->flash_size);
     b->seed = h;
     if (b->mac_given)
@@ -471,13 +469,12 @@ static void finish_board(const struct bench_options *o, struct bench_board *b, u
 void bench_finish(struct bench_options *o)
 {
     for (int i = 0; i < o->n_boards; i++)
-        finish_board(o, &o->boards[i], (unsigned)i, i);
+        finish_board(o, &o->boards[i], (unsigned)i);
 }
 
-void bench_board_finish(const struct bench_options *o, struct bench_board *b, int slot,
-                        unsigned serial)
+void bench_board_finish(const struct bench_options *o, struct bench_board *b, unsigned serial)
 {
-    finish_board(o, b, (unsigned)o->n_boards + serial - 1, slot);
+    finish_board(o, b, (unsigned)o->n_boards + serial - 1);
 }
 
 /* The value of option argv[*i] ("--opt VALUE" or "--opt=VALUE"); NULL if missing. */

@@ -55,11 +55,10 @@ int bench_file_load(struct bench_options *o, const char *path, struct es_err *er
  * the slot; generated MACs are unique per slot and use Espressif OUIs. */
 void bench_finish(struct bench_options *o);
 
-/* Gives b (a board swapped in on slot `slot`, the `serial`-th board of the run counting from 1
- * after the first bench) a MAC unless one was given, its flash id and a seed, deterministically
- * from o->seed; never the MAC of another board of the run. */
-void bench_board_finish(const struct bench_options *o, struct bench_board *b, int slot,
-                        unsigned serial);
+/* Gives b (a board swapped in, the `serial`-th counting from 1 after the first bench) a MAC unless
+ * one was given, its flash id and a seed, deterministically from o->seed; never the MAC of another
+ * board of the run. */
+void bench_board_finish(const struct bench_options *o, struct bench_board *b, unsigned serial);
 
 /* "esp8266" / "esp32"; and back (-1 if unknown). */
 const char *bench_chip_name(enum sim_chip chip);

@@ -51,7 +51,7 @@ static int new_board(struct io_board *b)
     next.mac_given = 0;
     memset(&next.faults, 0, sizeof(next.faults));
     b->sim->boards_swapped_in++;
-    bench_board_finish(b->sim->opts, &next, b->slot, b->sim->boards_swapped_in);
+    bench_board_finish(b->sim->opts, &next, b->sim->boards_swapped_in);
     if (io_cmd_swap(b, &next, 0, &err) < 0) {
         io_board_log(b, "auto-swap: %s", err.msg);
         return -1;

@@ -194,7 +194,7 @@ static int swap_args(struct io_board *b, char **argv, int argc, struct bench_boa
         return -1;
     next->flash_size = b->spec->flash_size;
     b->sim->boards_swapped_in++;
-    bench_board_finish(b->sim->opts, next, b->slot, b->sim->boards_swapped_in);
+    bench_board_finish(b->sim->opts, next, b->sim->boards_swapped_in);
     return 0;
 }
 
