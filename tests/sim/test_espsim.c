@@ -6,7 +6,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -185,6 +188,27 @@ static uint32_t read_reg(enum slot s, uint32_t addr)
 
     es_put_le32(p, addr);
     assert_int_equal(cmd(s, 0x0A, p, 4, 0, &rep), 1);
+    assert_int_equal(rep.status, 0);
+    return rep.value;
+}
+
+/* The same for boards outside the main bench: status_len given. */
+static int open_port_at(const char *port)
+{
+    int fd = sc_port_open(port, 115200);
+
+    assert_true(fd >= 0);
+    sc_reader_init(&reader, fd);
+    return fd;
+}
+
+static uint32_t read_reg_at(size_t status_bytes, uint32_t addr)
+{
+    uint8_t p[4];
+    struct sc_reply rep;
+
+    es_put_le32(p, addr);
+    assert_int_equal(sc_command(&reader, 0x0A, p, 4, 0, status_bytes, WAIT_MS, &rep, rbuf), 1);
     assert_int_equal(rep.status, 0);
     return rep.value;
 }
@@ -741,6 +765,438 @@ static void test_bad_arguments(void **state)
     expect_usage_error((const char *[]){"--bench", "/nonexistent/bench.txt", NULL}, "--bench");
 }
 
+/* ---- the control interface: a bench of its own ---------------------------------------------- */
+
+enum ctl_slot { C_JIG, C_MANUAL, C_PLUG, C_COUNT };
+
+static struct sc_sim csim;
+
+static int ctl_setup(void **state)
+{
+    const char *verbose = getenv("ESPSIM_TEST_VERBOSE") != NULL ? "-v" : NULL;
+    const char *args[] = {"--board",    "esp32",  "--board", "esp8266,autoreset=no", "--board",
+                          "esp8266",    "--seed", "9",       "--time-scale",         SCALE,
+                          "--commands", verbose,  NULL};
+
+    (void)state;
+    return sc_sim_start(&csim, ESPSIM_PATH, args);
+}
+
+static int ctl_teardown(void **state)
+{
+    (void)state;
+    return sc_sim_stop(&csim, 10000) == 0 ? 0 : -1;
+}
+
+/* Sends a command on the socket and returns its reply, checking "ok" is as expected. */
+static json_t *command(const char *line, int ok)
+{
+    char reply[4096];
+    json_error_t jerr;
+    json_t *o;
+
+    assert_int_equal(sc_sim_cmd(csim.sock, line, reply, sizeof(reply)), 0);
+    o = json_loads(reply, 0, &jerr);
+    assert_non_null(o);
+    assert_int_equal(json_is_true(json_object_get(o, "ok")), ok);
+    if (!ok)
+        assert_non_null(json_string_value(json_object_get(o, "error")));
+    return o;
+}
+
+static const char *field(json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+
+    assert_non_null(v);
+    return v;
+}
+
+/* The one slot of "status N". */
+static json_t *slot_status(int slot)
+{
+    char line[32];
+    json_t *o, *slots, *one;
+
+    snprintf(line, sizeof(line), "status %d", slot);
+    o = command(line, 1);
+    slots = json_object_get(o, "slots");
+    assert_int_equal(json_array_size(slots), 1);
+    one = json_incref(json_array_get(slots, 0));
+    json_decref(o);
+    assert_int_equal(json_integer_value(json_object_get(one, "slot")), slot);
+    return one;
+}
+
+/* An inotify event on csim.dir for name within ms; mask of the event, or 0. */
+static uint32_t wait_dir_event(int ifd, const char *name, uint32_t want, int ms)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int64_t deadline = sc_now_ms() + ms;
+
+    while (sc_now_ms() < deadline) {
+        struct pollfd p = {ifd, POLLIN, 0};
+        ssize_t n;
+
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        n = read(ifd, buf, sizeof(buf));
+        for (ssize_t off = 0; n > 0 && off < n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
+
+            if ((ev->mask & want) && ev->len > 0 && strcmp(ev->name, name) == 0)
+                return ev->mask & want;
+            off += (ssize_t)(sizeof(*ev) + ev->len);
+        }
+    }
+    return 0;
+}
+
+/* Resets a board into download mode and leaves GPIO0 low (DTR asserted) until the caller has
+ * synced: unlike sc_reset_download, no line change follows the release of EN, so a loaded
+ * machine that delays espsim cannot make the release and GPIO0 high arrive together. The caller
+ * then releases DTR (sc_ctl(ctl, "DTR=0")). */
+static void reset_download_hold(const char *ctl_path)
+{
+    int fd = sc_ctl_open(ctl_path);
+
+    assert_true(fd >= 0);
+    assert_int_equal(sc_ctl_write(fd, "DTR=0 RTS=1"), 0);
+    sc_sleep_ms(100);
+    assert_int_equal(sc_ctl_write(fd, "DTR=1 RTS=0"), 0);
+    close(fd);
+}
+
+static void test_ctl_unplug_plug(void **state)
+{
+    const struct sc_board *b = &csim.boards[C_PLUG];
+    struct stat st;
+    json_t *o;
+    int fd, ifd, r;
+    char c;
+
+    (void)state;
+    ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    assert_true(ifd >= 0);
+    assert_true(inotify_add_watch(ifd, csim.dir, IN_CREATE | IN_DELETE) >= 0);
+    fd = open_port_at(b->port);
+    expect_sync(8);
+
+    /* Unplugged: the node goes, and the open port hangs up. */
+    o = command("unplug 2", 1);
+    assert_false(json_is_true(json_object_get(o, "plugged")));
+    assert_string_equal(field(o, "mode"), "off");
+    json_decref(o);
+    assert_int_equal(lstat(b->port, &st), -1);
+    assert_int_equal(lstat(b->ctl, &st), -1);
+    assert_int_equal(wait_dir_event(ifd, "ttySIM2", IN_DELETE, WAIT_MS), IN_DELETE);
+    {
+        struct pollfd p = {fd, POLLIN, 0};
+
+        assert_int_equal(poll(&p, 1, WAIT_MS), 1);
+        assert_true(p.revents & (POLLHUP | POLLERR));
+    }
+    r = (int)read(fd, &c, 1);
+    assert_true(r == 0 || (r < 0 && errno == EIO));
+    close(fd);
+    o = slot_status(C_PLUG);
+    assert_false(json_is_true(json_object_get(o, "plugged")));
+    json_decref(o);
+    json_decref(command("unplug 2", 0)); /* twice is an error */
+
+    /* Plugged back: a new node at the same path (IN_CREATE), the same board, usable again. */
+    o = command("plug 2", 1);
+    assert_true(json_is_true(json_object_get(o, "plugged")));
+    assert_string_equal(field(o, "mac"), b->mac);
+    assert_true(strncmp(field(o, "pty"), "/dev/pts/", 9) == 0);
+    json_decref(o);
+    assert_int_equal(wait_dir_event(ifd, "ttySIM2", IN_CREATE, WAIT_MS), IN_CREATE);
+    assert_int_equal(lstat(b->port, &st), 0);
+    assert_int_equal(lstat(b->ctl, &st), 0);
+    json_decref(command("plug 2", 0));
+    fd = open_port_at(b->port);
+    /* Powered on without BOOT held it booted its (blank) flash; the reset lines still work. */
+    reset_download_hold(b->ctl);
+    expect_sync(8);
+    assert_int_equal(sc_ctl(b->ctl, "DTR=0"), 0);
+    assert_int_equal(read_reg_at(2, REG_MAGIC), MAGIC_8266);
+    close(fd);
+    close(ifd);
+}
+
+/* The ESP32's MAC as the eFuse words hold it (§7.1): word 1 = mac[2..5], word 2 low = mac[0..1]. */
+static void expect_esp32_mac(const char *mac)
+{
+    unsigned m[6];
+
+    assert_int_equal(sscanf(mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]), 6);
+    assert_int_equal(read_reg_at(4, 0x3FF5A004), m[2] << 24 | m[3] << 16 | m[4] << 8 | m[5]);
+    assert_int_equal(read_reg_at(4, 0x3FF5A008) & 0xFFFF, m[0] << 8 | m[1]);
+}
+
+static void test_ctl_swap(void **state)
+{
+    const struct sc_board *b = &csim.boards[C_JIG];
+    char mac2[18];
+    uint8_t got[16], zeros[16] = {0};
+    json_t *o;
+    int fd, ffd;
+
+    (void)state;
+    fd = open_port_at(b->port);
+    expect_sync(8);
+    expect_esp32_mac(b->mac);
+
+    /* A new board on the jig: given MAC, the port stays open, the board power-cycled. */
+    o = command("swap 0 mac=24:0a:c4:aa:bb:cc", 1);
+    assert_string_equal(field(o, "mac"), "24:0a:c4:aa:bb:cc");
+    assert_true(json_is_true(json_object_get(o, "plugged")));
+    json_decref(o);
+    o = slot_status(C_JIG);
+    assert_string_equal(field(o, "mac"), "24:0a:c4:aa:bb:cc");
+    json_decref(o);
+    reset_download_hold(b->ctl);
+    expect_sync(8);
+    assert_int_equal(sc_ctl(b->ctl, "DTR=0"), 0);
+    expect_esp32_mac("24:0a:c4:aa:bb:cc");
+
+    /* flash=keep leaves the flash as it was; the default is a blank flash. */
+    ffd = open(b->flash, O_RDWR);
+    assert_true(ffd >= 0);
+    assert_int_equal(pwrite(ffd, zeros, sizeof(zeros), 0x1000), (ssize_t)sizeof(zeros));
+    json_decref(command("swap 0 flash=keep", 1));
+    assert_int_equal(pread(ffd, got, sizeof(got), 0x1000), (ssize_t)sizeof(got));
+    assert_memory_equal(got, zeros, sizeof(got));
+    /* Without mac= the MAC is new: neither the first board's nor the one given before. */
+    o = command("swap 0", 1);
+    snprintf(mac2, sizeof(mac2), "%s", field(o, "mac"));
+    json_decref(o);
+    assert_string_not_equal(mac2, b->mac);
+    assert_string_not_equal(mac2, "24:0a:c4:aa:bb:cc");
+    assert_int_equal(pread(ffd, got, sizeof(got), 0x1000), (ssize_t)sizeof(got));
+    assert_int_equal(got[0], 0xFF);
+    assert_int_equal(got[15], 0xFF);
+    close(ffd);
+    reset_download_hold(b->ctl);
+    expect_sync(8);
+    assert_int_equal(sc_ctl(b->ctl, "DTR=0"), 0);
+    expect_esp32_mac(mac2);
+    close(fd);
+
+    json_decref(command("swap 0 flash=maybe", 0));
+    json_decref(command("swap 0 mac=xyz", 0));
+    json_decref(command("swap 9", 0));
+}
+
+static void test_ctl_buttons(void **state)
+{
+    const struct sc_board *b = &csim.boards[C_MANUAL];
+    json_t *o;
+    int fd;
+
+    (void)state;
+    o = slot_status(C_MANUAL);
+    assert_false(json_is_true(json_object_get(o, "autoreset")));
+    assert_string_equal(field(o, "mode"), "dead"); /* booted its blank flash at power-on */
+    json_decref(o);
+    fd = open_port_at(b->port);
+    /* No auto-reset circuit: DTR/RTS do nothing. */
+    assert_int_equal(sc_reset_download(b->ctl, 100, 50), 0);
+    expect_sync(0);
+    /* Hold BOOT, tap EN, release BOOT: download mode. */
+    json_decref(command("boot 1 press", 1));
+    json_decref(command("en 1 press", 1));
+    sc_sleep_ms(20);
+    o = command("en 1 release", 1);
+    assert_true(json_is_true(json_object_get(o, "boot")));
+    json_decref(o);
+    sc_sleep_ms(50);
+    json_decref(command("boot 1 release", 1));
+    expect_sync(8);
+    o = slot_status(C_MANUAL);
+    assert_string_equal(field(o, "mode"), "rom");
+    json_decref(o);
+    json_decref(command("boot 1 push", 0));
+    close(fd);
+}
+
+/* An ESP8266 image (§9.1) with one rodata segment holding "espsim-banner:" TEXT NUL, as
+ * mkimage --banner writes it. Returns its length. */
+static size_t banner_image(const char *banner, uint8_t *img, size_t cap)
+{
+    size_t seg = 256, pos = 16, end;
+    uint8_t sum = 0xEF;
+
+    assert_true(cap >= 512);
+    memset(img, 0, cap);
+    img[0] = 0xE9;
+    img[1] = 1;
+    img[2] = 2;
+    img[3] = 0x20;
+    es_put_le32(img + 4, 0x40100004);
+    es_put_le32(img + 8, 0x3FFE8800);
+    es_put_le32(img + 12, (uint32_t)seg);
+    memset(img + pos, 'x', seg);
+    memcpy(img + pos + 8, "espsim-banner:", 14);
+    memcpy(img + pos + 22, banner, strlen(banner) + 1);
+    for (size_t i = 0; i < seg; i++)
+        sum ^= img[pos + i];
+    end = (pos + seg) | 15;
+    img[end] = sum;
+    return end + 1;
+}
+
+static void test_ctl_app_after_hard_reset(void **state)
+{
+    const struct sc_board *b = &csim.boards[C_PLUG];
+    uint8_t img[512];
+    size_t n = banner_image("MicroPython v1.22.2 on 2024-02-22; ESP module with ESP8266", img,
+                            sizeof(img));
+    int fd, ffd, ctl;
+
+    (void)state;
+    ffd = open(b->flash, O_RDWR);
+    assert_true(ffd >= 0);
+    assert_int_equal(pwrite(ffd, img, n, 0), (ssize_t)n);
+    close(ffd);
+    /* The host last spoke at its flashing rate, then set 115200 to listen and reset the board
+     * without sending anything more: the banner must come clean (the board judges its output
+     * against the host's rate when it leaves, not the rate of the last bytes it heard). */
+    fd = sc_port_open(b->port, 460800);
+    assert_true(fd >= 0);
+    sc_reader_init(&reader, fd);
+    assert_int_equal(write(fd, "\xc0\xc0\xc0\xc0", 4), 4);
+    sc_drain(&reader, 100);
+    assert_int_equal(sc_port_set_baud(fd, 115200), 0);
+    ctl = sc_ctl_open(b->ctl);
+    assert_true(ctl >= 0);
+    assert_int_equal(sc_ctl_write(ctl, "DTR=0 RTS=1"), 0);
+    sc_sleep_ms(20);
+    assert_int_equal(sc_ctl_write(ctl, "RTS=0"), 0);
+    close(ctl);
+    assert_int_equal(sc_port_set_baud(fd, 115200), 0);
+    assert_int_equal(
+        wait_raw("MicroPython v1.22.2 on 2024-02-22; ESP module with ESP8266\r\n>>> ", WAIT_MS), 1);
+    sc_reader_clear(&reader);
+    assert_int_equal(write(fd, "print(6*7)\r\n", 12), 12);
+    assert_int_equal(wait_raw("print(6*7)\r\n42\r\n>>> ", WAIT_MS), 1);
+    close(fd);
+}
+
+/* The MAC "status 0" reports on sim s (copied into mac), and whether slot 0 is plugged. */
+static int status_mac(struct sc_sim *s, char *mac, size_t cap)
+{
+    char reply[4096];
+    json_error_t jerr;
+    json_t *o, *one;
+    int plugged;
+
+    assert_int_equal(sc_sim_cmd(s->sock, "status 0", reply, sizeof(reply)), 0);
+    o = json_loads(reply, 0, &jerr);
+    assert_non_null(o);
+    one = json_array_get(json_object_get(o, "slots"), 0);
+    assert_non_null(one);
+    snprintf(mac, cap, "%s", json_string_value(json_object_get(one, "mac")));
+    plugged = json_is_true(json_object_get(one, "plugged"));
+    json_decref(o);
+    return plugged;
+}
+
+/* Waits until slot 0 holds a board with another MAC than old, plugged in. */
+static int wait_new_board(struct sc_sim *s, const char *old, char *mac, size_t cap)
+{
+    int64_t deadline = sc_now_ms() + 5000;
+
+    while (sc_now_ms() < deadline) {
+        if (status_mac(s, mac, cap) && strcmp(mac, old) != 0)
+            return 1;
+        sc_sleep_ms(10);
+    }
+    return 0;
+}
+
+static void test_auto_swap(void **state)
+{
+    static struct sc_sim s;
+    char dir[PATH_MAX], statedir[PATH_MAX + 8], slot[PATH_MAX + 32], mac1[18], mac2[18],
+        rm[PATH_MAX + 16];
+    const char *args[] = {"--board", "esp8266,autoreset=no", "--state", statedir, "--time-scale",
+                          SCALE,     "--auto-swap",          "1:2",     "--seed", "5",
+                          NULL};
+    uint8_t img[512];
+    size_t n = banner_image("MicroPython v1.22.2 on 2024-02-22; ESP module with ESP8266", img,
+                            sizeof(img));
+    FILE *f;
+    int ifd;
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "%s/autoswap.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    snprintf(statedir, sizeof(statedir), "%s/st", dir);
+    mkdir(statedir, 0755);
+    snprintf(slot, sizeof(slot), "%s/slot0.bin", statedir);
+    f = fopen(slot, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(img, 1, n, f), n);
+    for (size_t i = n; i < (4u << 20); i++)
+        fputc(0xFF, f);
+    fclose(f);
+
+    /* The board boots its app at power-on: in 1..2 s of board time the adapter is unplugged and
+     * plugged back with a new blank board. */
+    assert_int_equal(sc_sim_start(&s, ESPSIM_PATH, args), 0);
+    ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    assert_true(ifd >= 0);
+    assert_true(inotify_add_watch(ifd, s.dir, IN_CREATE | IN_DELETE) >= 0);
+    assert_int_equal(wait_new_board(&s, s.boards[0].mac, mac1, sizeof(mac1)), 1);
+    assert_int_equal(wait_dir_event(ifd, "ttySIM0", IN_DELETE, WAIT_MS), IN_DELETE);
+    /* The new board is blank: it does not run an app, so it stays. */
+    sc_sleep_ms(200);
+    assert_int_equal(status_mac(&s, mac2, sizeof(mac2)), 1);
+    assert_string_equal(mac2, mac1);
+
+    /* Flashed (the app written) and reset with EN: the next change is a jig swap, the node stays.
+     */
+    f = fopen(slot, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fwrite(img, 1, n, f), n);
+    fclose(f);
+    {
+        char reply[4096];
+
+        assert_int_equal(sc_sim_cmd(s.sock, "en 0 press", reply, sizeof(reply)), 0);
+        assert_int_equal(sc_sim_cmd(s.sock, "en 0 release", reply, sizeof(reply)), 0);
+    }
+    assert_int_equal(wait_new_board(&s, mac1, mac2, sizeof(mac2)), 1);
+    assert_string_not_equal(mac2, s.boards[0].mac);
+    assert_int_equal(wait_dir_event(ifd, "ttySIM0", IN_DELETE, 200), 0);
+    close(ifd);
+    assert_int_equal(sc_sim_stop(&s, 10000), 0);
+    snprintf(rm, sizeof(rm), "rm -rf '%s'", dir);
+    assert_int_equal(system(rm), 0);
+}
+
+static void test_ctl_stdin(void **state)
+{
+    char reply[4096];
+    json_error_t jerr;
+    json_t *o;
+
+    (void)state;
+    assert_int_equal(sc_sim_cmd_stdin(&csim, "status", reply, sizeof(reply)), 0);
+    o = json_loads(reply, 0, &jerr);
+    assert_non_null(o);
+    assert_true(json_is_true(json_object_get(o, "ok")));
+    assert_int_equal(json_array_size(json_object_get(o, "slots")), C_COUNT);
+    json_decref(o);
+    assert_int_equal(sc_sim_cmd_stdin(&csim, "frob 1", reply, sizeof(reply)), 0);
+    o = json_loads(reply, 0, &jerr);
+    assert_non_null(o);
+    assert_false(json_is_true(json_object_get(o, "ok")));
+    assert_non_null(strstr(json_string_value(json_object_get(o, "error")), "unknown command"));
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest bench_tests[] = {
@@ -765,15 +1221,22 @@ int main(void)
         cmocka_unit_test(test_tcp),
         cmocka_unit_test(test_state_kept),
     };
+    const struct CMUnitTest control_tests[] = {
+        cmocka_unit_test(test_ctl_unplug_plug), cmocka_unit_test(test_ctl_swap),
+        cmocka_unit_test(test_ctl_buttons),     cmocka_unit_test(test_ctl_app_after_hard_reset),
+        cmocka_unit_test(test_ctl_stdin),
+    };
     const struct CMUnitTest process_tests[] = {
         cmocka_unit_test(test_sigterm_removes_dir),
         cmocka_unit_test(test_exit_on_eof),
+        cmocka_unit_test(test_auto_swap),
         cmocka_unit_test(test_bad_arguments),
     };
     int failed;
 
     signal(SIGPIPE, SIG_IGN);
     failed = cmocka_run_group_tests_name("espsim bench", bench_tests, group_setup, group_teardown);
+    failed += cmocka_run_group_tests_name("espsim control", control_tests, ctl_setup, ctl_teardown);
     failed += cmocka_run_group_tests_name("espsim process", process_tests, NULL, NULL);
     return failed;
 }

@@ -257,10 +257,14 @@ void io_board_process(struct io_board *b)
             queue_consume(&b->rx, rx_n);
         } else {
             b->timer_armed = 0;
+            /* Due output is judged against the host's rate now (a TCP client has none). */
+            if (b->master_fd >= 0 && b->tcp_client == NULL)
+                sim_board_set_host_baud(b->model, io_baud_get(b->master_fd));
             sim_board_on_timer(b->model, b->floor_ns);
         }
     }
     rearm(b, budget == 0);
+    io_autoswap_check(b);
 }
 
 /* The model's ops. They run inside a model call: they only queue and record, never call the
