@@ -135,7 +135,6 @@ static void boot_match(struct session *s)
 void enter_boot(struct session *s)
 {
     const struct profile_boot_check *bc = s->profile->boot_check;
-    struct es_err err;
 
     if (s->boot_text == NULL) {
         s->boot_text = malloc(BOOT_BUF_BYTES + 1);
@@ -153,13 +152,10 @@ void enter_boot(struct session *s)
     /* After the log exists: a session stopped from on_phase still reports the check it began. */
     if (set_phase(s, SESSION_PHASE_BOOT) < 0)
         return;
-    /* The firmware's console rate, which need not be the loader's (an ESP8266's ROM prints at
-     * 74880, MicroPython at 115200): what comes at another rate arrives as noise, and is kept
-     * out of the log shown but not out of the search. */
-    if (port_set_baud(s->port, bc->baud, &err) < 0) {
-        session_fail_err(s, &err);
-        return;
-    }
+    /* The port is at the firmware's console rate already (enter_run_reset set it before EN
+     * rose), which need not be the loader's: an ESP8266's ROM prints at 74880, MicroPython at
+     * 115200. What comes at another rate arrives as noise: its non-printable bytes are left
+     * out of the log shown, but the search sees all of it. */
     arm_timer(s, session_scaled(s, bc->timeout_ms));
     if (bc->n_expect == 0)
         boot_match(s); /* nothing to wait for before send */

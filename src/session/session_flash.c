@@ -292,6 +292,13 @@ void enter_run_reset(struct session *s)
         arm_timer(s, RESET_HOLD_MS);
         return;
     }
+    /* The boot check listens from the first byte the firmware prints: its rate is set while the
+     * chip is still held in reset. */
+    if (s->profile->boot_check != NULL &&
+        port_set_baud(s->port, s->profile->boot_check->baud, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
     if (port_set_lines(s->port, 0, 0, &err) < 0) {
         session_fail_err(s, &err);
         return;

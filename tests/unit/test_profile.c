@@ -630,6 +630,31 @@ static void test_plan(void **state)
     free(out);
 }
 
+/* The shipped profiles' boot check matches the real MicroPython banner and REPL, as the ESP8266
+ * and ESP32 ports print them after a hard reset. */
+static void assert_shipped_boot_check(const struct profile *p)
+{
+    static const char esp8266[] = "\r\n ets Jan  8 2013,rst cause:2, boot mode:(3,6)\r\n\r\n"
+                                  "MicroPython v1.22.2 on 2024-02-22; ESP module with ESP8266\r\n"
+                                  "Type \"help()\" for more information.\r\n>>> ";
+    static const char esp32[] = "MicroPython v1.23.0 on 2024-06-02; Generic ESP32 module with "
+                                "ESP32\r\nType \"help()\" for more information.\r\n>>> ";
+    const struct profile_boot_check *bc = p->boot_check;
+    const char *text = p->chip == chip_by_name("esp8266") ? esp8266 : esp32;
+    regmatch_t m[1];
+
+    assert_non_null(bc);
+    assert_int_equal(bc->baud, 115200);
+    assert_int_equal(bc->n_expect, 2);
+    assert_int_equal(regexec(&bc->expect_re[0], text, 1, m, 0), 0);
+    assert_int_equal(regexec(&bc->expect_re[1], text + m[0].rm_eo, 0, NULL, 0), 0);
+    assert_int_equal(regexec(&bc->expect_re[0], "MicroPython v2.0", 0, NULL, 0), REG_NOMATCH);
+    assert_int_equal(bc->send_len, 12);
+    assert_memory_equal(bc->send, "print(6*7)\r\n", 12);
+    assert_int_equal(regexec(&bc->reply_re, "print(6*7)\r\n42\r\n>>> ", 0, NULL, 0), 0);
+    assert_int_equal(bc->timeout_ms, 10000);
+}
+
 /* The profiles we ship load, with their demo images (profiles/images, made by tools/mkimage). */
 static void test_shipped_profiles(void **state)
 {
@@ -650,6 +675,7 @@ static void test_shipped_profiles(void **state)
     assert_int_equal(p->n_images, 1);
     assert_int_equal(p->images[0].offset, 0x0);
     assert_int_equal(profile_check_board(p, p->chip, 1u << 20, &err), 0);
+    assert_shipped_boot_check(p);
     profile_free(p);
 
     assert_int_equal(profile_load("../profiles/esp32-micropython.yaml", &p, &err), 0);
@@ -659,6 +685,7 @@ static void test_shipped_profiles(void **state)
     assert_int_equal(p->n_images, 1);
     assert_int_equal(p->images[0].offset, 0x1000);
     assert_int_equal(profile_check_board(p, p->chip, 4u << 20, &err), 0);
+    assert_shipped_boot_check(p);
     profile_free(p);
 }
 

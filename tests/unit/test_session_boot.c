@@ -54,7 +54,8 @@ struct harness {
     size_t n_script;
     const char *repl_answer; /* printed once the host has written repl_wants bytes; NULL: none */
     size_t repl_wants;
-    size_t bytes_at_boot; /* the host's bytes_in when the firmware started */
+    size_t bytes_at_boot;  /* the host's bytes_in when the firmware started */
+    uint32_t baud_at_boot; /* the host's rate then: the first byte must be read right */
     uv_timer_t repl_timer;
     int repl_timer_open;
 
@@ -140,6 +141,7 @@ static void on_lines(struct fake_port *fp, int dtr, int rts, void *arg)
     if (dtr)
         return; /* download mode */
     h->boots++;
+    h->baud_at_boot = fake_port_stats(fp)->baud;
     h->bytes_at_boot = fake_port_stats(fp)->bytes_in;
     for (size_t i = 0; i < h->n_script; i++) {
         const struct piece *pc = &h->script[i];
@@ -351,6 +353,7 @@ static void test_boot_pass(void **state)
     assert_int_equal(h->phases[h->n_phases - 2], SESSION_PHASE_BOOT);
     assert_int_equal(h->phases[h->n_phases - 1], SESSION_PHASE_DONE);
     assert_int_equal(h->boots, 1);
+    assert_int_equal(h->baud_at_boot, BOOT_BAUD);
     assert_int_equal(fake_port_stats(h->fp)->baud, BOOT_BAUD);
     assert_int_equal(fake_port_stats(h->fp)->bytes_in, h->bytes_at_boot + 12); /* send */
     assert_true(rep->boot.ran);
