@@ -44,7 +44,10 @@
     X(REPORT, "report", "check the reports directory is writable and the disk has space")          \
     X(DUPLICATE_MAC, "duplicate_mac",                                                              \
       "two boards have one MAC: a cloned module or one board twice; set duplicate_mac: warn "      \
-      "to only flag it")
+      "to only flag it")                                                                           \
+    X(BOOT_CHECK, "boot_check",                                                                    \
+      "the firmware did not print what the profile's boot_check expects; see the boot log in "     \
+      "the report")
 
 enum es_code {
 #define ES_ENUM(name, json, hint) ES_##name,

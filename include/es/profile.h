@@ -5,6 +5,7 @@
 #ifndef ES_PROFILE_H
 #define ES_PROFILE_H
 
+#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,6 +76,29 @@ struct profile_flash {
     struct profile_pos pos, mode_pos, freq_pos, size_pos;
 };
 
+/* boot_check: after the hard reset into the firmware, the station listens at baud and passes
+ * the board when every expect pattern is seen in order and, when send is set, the reply pattern
+ * follows what it sends. Patterns are POSIX extended regexes, compiled when the profile loads. */
+#define PROFILE_BOOT_EXPECT_MAX     16
+#define PROFILE_BOOT_TIMEOUT_MS     10000u  /* the default */
+#define PROFILE_BOOT_TIMEOUT_MIN_MS 100u    /* less cannot hold even a ROM's boot text */
+#define PROFILE_BOOT_TIMEOUT_MAX_MS 600000u /* ten minutes: longer is a hung board */
+#define PROFILE_BOOT_SEND_MAX       256     /* bytes sent to the firmware */
+
+struct profile_boot_check {
+    uint32_t baud;       /* the firmware's console rate; default PROFILE_DEFAULT_BAUD */
+    char **expect;       /* the patterns as written, in order */
+    regex_t *expect_re;  /* each compiled with REG_EXTENDED */
+    size_t n_expect;     /* 0 when only send/reply is checked */
+    char *send;          /* bytes to send after the last expect (YAML escapes applied), or NULL */
+    size_t send_len;     /* may hold NUL bytes ("\0" in a double-quoted YAML string) */
+    char *reply;         /* the pattern that must follow send, or NULL */
+    regex_t reply_re;    /* valid when reply != NULL */
+    uint32_t timeout_ms; /* the whole boot phase, before timeout_scale */
+    struct profile_pos pos, baud_pos, expect_pos, send_pos, reply_pos, timeout_pos;
+    struct profile_pos *expect_pos_each; /* of each pattern */
+};
+
 struct profile {
     char *path;          /* as passed in, used in every message */
     uint8_t sha256[32];  /* of the profile file's bytes, for reports */
@@ -97,6 +121,7 @@ struct profile {
     size_t n_ports;
     struct profile_image *images; /* in file order; at least one */
     size_t n_images;
+    struct profile_boot_check *boot_check; /* NULL: no boot_check section */
 
     struct profile_pos name_pos, chip_pos, baud_pos, flash_baud_pos, erase_pos, verify_pos,
         loader_pos, reset_before_pos, reset_after_pos, retries_pos, reports_pos, ports_pos,

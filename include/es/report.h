@@ -70,6 +70,20 @@ struct report_timing {
     uint64_t ms;
 };
 
+/* The boot check after the run reset (the profile's boot_check), for "boot" in the report. */
+#define REPORT_BOOT_LOG_MAX 4096 /* bytes of boot text kept: the newest, when a board says more */
+struct report_boot {
+    bool ran;      /* a boot check started; false: "boot": null */
+    unsigned baud; /* the rate it listened at */
+    /* What the board printed, non-printable bytes (and \r) left out; the newest
+     * REPORT_BOOT_LOG_MAX bytes, preceded by "[...]" when older text was dropped. */
+    const char *log;
+    bool passed;
+    const char *const *matched; /* the patterns seen, in the order seen (the reply's last) */
+    size_t n_matched;
+    uint64_t ms; /* from the reset's release to the verdict */
+};
+
 /* Everything known about one board at the end of its session. The writer borrows every pointer.
  * Every key is always present, so consumers need no existence checks: what the board never got
  * to (NULL strings, false valid flags, 0 for flash size, baud and times) is written as JSON null.
@@ -101,6 +115,8 @@ struct report_device {
 
     const struct report_image *images;
     size_t n_images;
+
+    struct report_boot boot;
 
     const struct report_timing *timings; /* in the order the phases ran */
     size_t n_timings;

@@ -1,8 +1,8 @@
 /* One board's life, as an explicit state machine driven by libuv (style.md §5): open the port,
  * reset into download mode, SYNC, detect the chip, read its MAC and flash id, upload the flasher
- * stub, (erase), write every image, read back its MD5, reset it to run, and account for all of
- * it in a struct report_device. A session never prints: it reports through callbacks, and a
- * failure ends this session only. */
+ * stub, (erase), write every image, read back its MD5, reset it to run, watch it boot (when the
+ * profile has a boot_check), and account for all of it in a struct report_device. A session never
+ * prints: it reports through callbacks, and a failure ends this session only. */
 #ifndef ES_SESSION_H
 #define ES_SESSION_H
 
@@ -36,6 +36,7 @@
     X(WRITE, "write")                                                                              \
     X(VERIFY, "verify")                                                                            \
     X(RUN, "run")                                                                                  \
+    X(BOOT, "boot")                                                                                \
     X(DONE, "done")
 
 enum session_phase {

@@ -270,6 +270,7 @@ void profile_free(struct profile *p)
         free(p->ports[i].location);
     }
     free(p->ports);
+    profile_boot_check_free(p->boot_check);
     free(p->name);
     free(p->reports);
     free(p->path);

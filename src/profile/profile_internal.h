@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <yaml.h>
 
 #include "es/err.h"
@@ -112,6 +113,13 @@ int profile_parse_root(struct walk *w, const yaml_node_t *root);
 
 /* images: a list of {offset, file, sha256}. (profile_images.c) */
 int profile_parse_images(struct walk *w, const yaml_node_t *n);
+
+/* boot_check: {baud, expect, send, reply, timeout}, its patterns compiled. (profile_boot.c) */
+extern const char *const profile_boot_keys[5];
+int profile_parse_boot_check(struct walk *w, const yaml_node_t *n);
+void profile_boot_check_free(struct profile_boot_check *bc);
+/* The boot_check lines of `espstation check`. */
+void profile_print_boot_check(const struct profile *p, FILE *f);
 
 /* ports: a list of paths, globs or USB matches; a single one is a list of one.
  * (profile_ports.c) */

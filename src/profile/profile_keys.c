@@ -166,6 +166,7 @@ static int parse_reset(struct walk *w, const yaml_node_t *n)
     X(RETRIES, "retries", KEY_NUMBER(retries, int, "3", 0, PROFILE_RETRIES_MAX))                   \
     X(PORTS, "ports", KEY_SECTION(profile_parse_ports))                                            \
     X(REPORTS, "reports", KEY_STRING(reports, "a directory such as reports"))                      \
+    X(BOOT_CHECK, "boot_check", KEY_SECTION(profile_parse_boot_check))                             \
     X(IMAGES, "images", KEY_SECTION(profile_parse_images))
 
 #define KEY_STRING(field, example)                                                                 \
@@ -249,6 +250,13 @@ int profile_parse_root(struct walk *w, const yaml_node_t *root)
         if (rc < 0)
             return rc;
     }
+    /* The boot check watches the firmware the run reset starts; without that reset the board
+     * stays in its loader and the check could only fail, on every board. */
+    if (w->p->boot_check != NULL && w->p->reset_after == PROFILE_RESET_AFTER_NONE)
+        return profile_fail(w->err, w->path, w->p->boot_check->pos, ES_PROFILE,
+                            "boot_check needs the board reset into its firmware, and reset.after "
+                            "is none (%d:%d); write after: hard, or remove boot_check",
+                            w->p->reset_after_pos.line, w->p->reset_after_pos.col);
     return 0;
 }
 
@@ -264,6 +272,7 @@ const char *profile_key_home(const char *key)
         {profile_image_keys, PROFILE_COUNT(profile_image_keys), "each entry of images"},
         {profile_port_keys, PROFILE_COUNT(profile_port_keys), "an entry of ports"},
         {top_keys, PROFILE_COUNT(top_keys), "the top level"},
+        {profile_boot_keys, PROFILE_COUNT(profile_boot_keys), "boot_check"},
     };
 
     for (size_t l = 0; l < PROFILE_COUNT(levels); l++)

@@ -78,6 +78,7 @@ int profile_print_plan(const struct profile *p, FILE *f)
             src(p->reset_before_pos), profile_reset_after_name(p->reset_after),
             src(p->reset_after_pos));
     fprintf(f, "retries     %d%s\n", p->retries, src(p->retries_pos));
+    profile_print_boot_check(p, f);
     if (p->n_ports == 0)
         fprintf(f, "ports       the command line, else every USB serial port (default)\n");
     for (size_t i = 0; i < p->n_ports; i++) {

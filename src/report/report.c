@@ -313,6 +313,28 @@ static json_t *profile_obj(const char *name, bool hash_valid, const uint8_t sha2
     return p;
 }
 
+/* "boot": null when no boot check ran. */
+static json_t *device_boot(const struct report_device *d, int *bad)
+{
+    const struct report_boot *b = &d->boot;
+    json_t *o, *matched;
+
+    if (!b->ran)
+        return json_null();
+    o = json_object();
+    if (o == NULL)
+        return NULL;
+    *bad |= put(o, "baud", juint(b->baud));
+    *bad |= put(o, "log", json_string(b->log != NULL ? b->log : ""));
+    *bad |= put(o, "passed", json_boolean(b->passed));
+    matched = json_array();
+    *bad |= put(o, "matched", matched);
+    for (size_t i = 0; matched != NULL && i < b->n_matched; i++)
+        *bad |= append(matched, jstr(b->matched[i]));
+    *bad |= put(o, "ms", juint(b->ms));
+    return o;
+}
+
 static json_t *device_json(const struct report_device *d)
 {
     json_t *root = json_object(), *images, *wire, *retries;
@@ -341,6 +363,7 @@ static json_t *device_json(const struct report_device *d)
     bad |= put(root, "images", images);
     for (size_t i = 0; images != NULL && i < d->n_images; i++)
         bad |= append(images, device_image(&d->images[i], &bad));
+    bad |= put(root, "boot", device_boot(d, &bad));
 
     bad |= put(root, "timings_ms", device_timings(d, &bad));
     wire = json_object();

@@ -207,6 +207,7 @@ void enter_state(struct session *s)
     case ST_RESYNC: enter_resync(s); break;
     case ST_VERIFY: enter_verify(s); break;
     case ST_RUN_RESET: enter_run_reset(s); break;
+    case ST_BOOT: enter_boot(s); break;
     case ST_CLOSING: break;
     }
 }
@@ -363,6 +364,10 @@ static void on_port_data(struct port *p, const uint8_t *data, size_t n, void *ar
 
     (void)p;
     s->rep.rx_bytes += n;
+    if (s->state == ST_BOOT) {
+        boot_data(s, data, n); /* the firmware's console: text, not frames */
+        return;
+    }
     slip_decoder_feed(&s->dec, data, n);
 }
 
@@ -385,7 +390,7 @@ static void on_step_timeout(uv_timer_t *t)
      * busy elsewhere is still unread. One more turn of the loop reads it before this counts as a
      * timeout (which would send the request again and leave that reply to be taken for the
      * next one's). */
-    if ((s->waiting || s->state == ST_STUB_END) && !s->grace) {
+    if ((s->waiting || s->state == ST_STUB_END || s->state == ST_BOOT) && !s->grace) {
         s->grace = 1;
         uv_timer_start(&s->timer, on_step_timeout, 1, 0);
         return;
@@ -398,6 +403,7 @@ static void on_step_timeout(uv_timer_t *t)
     case ST_BAUD_SETTLE: baud_settled(s); return;
     case ST_BAUD_PROBE: baud_fallback(s); return;
     case ST_RUN_RESET: enter_run_reset(s); return;
+    case ST_BOOT: boot_timeout(s); return;
     case ST_STUB_END:
         if (s->step == 0) {
             /* The MEM_END reply may be lost when the stub takes over the UART (§3.5). */
@@ -562,6 +568,8 @@ void session_free(struct session *s)
     free(s->images);
     free(s->decbuf);
     free(s->resume_buf);
+    free(s->boot_text);
+    free(s->boot_log);
     free(s);
 }
 

@@ -62,6 +62,7 @@ void account_finish(struct session *s, enum report_result result)
     s->rep.baud = s->baud;
     if (s->synced)
         s->rep.loader = s->loader == ROM_LOADER_STUB ? REPORT_LOADER_STUB : REPORT_LOADER_ROM;
+    boot_account(s);
     s->rep.n_timings = 0;
     for (int i = 0; i < SESSION_PHASE_DONE; i++) {
         if (!s->phase_seen[i])

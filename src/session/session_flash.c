@@ -274,7 +274,10 @@ void enter_run_reset(struct session *s)
 
     if (s->profile->reset_after == PROFILE_RESET_AFTER_NONE || !port_can_reset(s->port)) {
         if (s->profile->reset_after != PROFILE_RESET_AFTER_NONE)
-            session_note(s, "reset", "port has no modem lines: board left in the loader");
+            session_note(s, "reset", "port has no modem lines: board left in the loader%s",
+                         s->profile->boot_check != NULL
+                             ? "; boot check skipped, the firmware never started"
+                             : "");
         session_finish(s, REPORT_PASS);
         return;
     }
@@ -289,8 +292,19 @@ void enter_run_reset(struct session *s)
         arm_timer(s, RESET_HOLD_MS);
         return;
     }
+    /* The boot check listens from the first byte the firmware prints: its rate is set while the
+     * chip is still held in reset. */
+    if (s->profile->boot_check != NULL &&
+        port_set_baud(s->port, s->profile->boot_check->baud, &err) < 0) {
+        session_fail_err(s, &err);
+        return;
+    }
     if (port_set_lines(s->port, 0, 0, &err) < 0) {
         session_fail_err(s, &err);
+        return;
+    }
+    if (s->profile->boot_check != NULL) {
+        goto_state(s, ST_BOOT);
         return;
     }
     session_finish(s, REPORT_PASS);

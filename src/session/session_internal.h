@@ -2,7 +2,8 @@
  * struct session, its states, the timeouts and retry counts, and the functions one part of the
  * machine calls in another. session.c holds the core (dispatch, timeouts, life cycle),
  * session_connect.c reset to baud, session_flash.c attach to run, session_write.c the image
- * writes and their restarts, session_account.c phase timings, errors and the snapshot. */
+ * writes and their restarts, session_boot.c the boot check, session_account.c phase timings,
+ * errors and the snapshot. */
 #ifndef ES_SESSION_INTERNAL_H
 #define ES_SESSION_INTERNAL_H
 
@@ -75,6 +76,7 @@ enum state {
     ST_RESYNC,
     ST_VERIFY,
     ST_RUN_RESET,
+    ST_BOOT,
     ST_CLOSING,
 };
 
@@ -164,6 +166,19 @@ struct session {
     struct slip_decoder dec;
     uint8_t *decbuf;
 
+    /* The boot check (session_boot.c): the board's output since the run reset, NUL bytes left
+     * out, its newest part kept; allocated when the check starts. */
+    char *boot_text;
+    size_t boot_len;
+    size_t boot_cursor; /* the next pattern is looked for from here */
+    int boot_dropped;   /* older text was dropped to make room */
+    size_t boot_seen;   /* expect patterns seen so far */
+    int boot_passed;
+    uint64_t boot_start_ns, boot_deadline_ns;
+    const char *boot_matched[PROFILE_BOOT_EXPECT_MAX + 1];
+    size_t n_boot_matched;
+    char *boot_log; /* the report's printable copy (boot_account) */
+
     struct report_device rep;
     struct report_image *images;
     uint64_t phase_ms[SESSION_PHASE_COUNT]; /* time spent in each phase so far */
@@ -230,6 +245,15 @@ void enter_erase(struct session *s);
 void enter_verify(struct session *s);
 void verify_done(struct session *s, const struct rom_reply *r);
 void enter_run_reset(struct session *s);
+
+/* ---- The boot check after the run reset (session_boot.c) ---- */
+
+void enter_boot(struct session *s);
+/* Bytes from the board while in ST_BOOT: raw text, not SLIP frames. */
+void boot_data(struct session *s, const uint8_t *data, size_t n);
+void boot_timeout(struct session *s);
+/* Fills the report's "boot" from what the check saw (from account_finish). */
+void boot_account(struct session *s);
 
 /* ---- Writing images, restarts and resync (session_write.c) ---- */
 

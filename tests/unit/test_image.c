@@ -593,9 +593,9 @@ static void test_demo_images(void **state)
 {
     (void)state;
     check_demo("esp8266-demo.bin", "esp8266", 262144,
-               "a74975b9772b816994681fb1dc09c5db500076e9bc2e918a668da1b1502efc4f");
+               "9e7936a516228144c500789c05f9d684f1657fb7d0e0ea0f0f48e0180770ccf3");
     check_demo("esp32-demo.bin", "esp32", 393216,
-               "6392acd7dc0fa31ea310b64b09bc256835d964dac580c20e1738dd0a4a0d0008");
+               "788d0c7a2ada6a4bd522e301df17dc996727c0f0fd3a4d6fc5c6ff663c502fa0");
 }
 
 int main(void)

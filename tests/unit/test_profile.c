@@ -10,6 +10,7 @@
 #include <cmocka.h> /* after the headers it needs, which it does not include itself */
 
 #include <dirent.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,7 +363,7 @@ static void test_parse_messages_without_files(void **state)
         {"images: []\nspeed: 1",
          "t.yaml:2:1: unknown key 'speed' in the top level; the keys there are name, chip, "
          "baud, flash_baud, flash, erase, verify, duplicate_mac, loader, reset, retries, ports, "
-         "reports, images"},
+         "reports, boot_check, images"},
         {"images: [1]\nreports: [r]\nduplicate_mac: off\nloader: x",
          "t.yaml:3:16: duplicate_mac is a YAML boolean (off); write 'fail' or 'warn'"},
         {"images: [1]\nreports: {}", "t.yaml:2:10: reports is a mapping; write a directory such "
@@ -382,6 +383,123 @@ static void test_parse_messages_without_files(void **state)
         es_err_clear(&err);
         rc = profile_parse("t.yaml", cases[i].text, strlen(cases[i].text), &p, &err);
         assert_string_equal(err.msg, cases[i].msg);
+        assert_int_equal(rc, -(int)ES_PROFILE);
+        assert_null(p);
+    }
+}
+
+/* boot_check: every key read, escapes in send kept as bytes, the patterns compiled with
+ * REG_EXTENDED, and each bad value named at its own file:line:column. */
+static void test_boot_check(void **state)
+{
+    static const char good[] = "images: [{offset: 0, file: a.bin, sha256: \"" /* a dummy pin */
+                               "772686f471f5c92fbe40ef93fd2a7d524d489d6bbfe2b84c62d476ddb932e731"
+                               "\"}]\n"
+                               "boot_check:\n"
+                               "  baud: 74880\n"
+                               "  expect: [\"MicroPython v1\\\\.\", \">>> \"]\n"
+                               "  send: \"print(6*7)\\r\\n\"\n"
+                               "  reply: \"^42\"\n"
+                               "  timeout: 2500ms\n";
+    static const struct {
+        const char *text;
+        const char *msg;
+    } bad[] = {
+        {"images: []\nboot_check:\n  expect: [\"ok\", \"Micro(Python\"]\n",
+         "t.yaml:3:18: boot_check.expect[1] 'Micro(Python' is not a POSIX extended regex: "
+         "Unmatched ( or \\(; put a backslash before ( ) [ ] { } . * + ? | ^ $ to match them as "
+         "text"},
+        {"images: []\nboot_check: {expect: ok, reply: \"a{2,1}\", send: x}\n",
+         "t.yaml:2:33: boot_check.reply 'a{2,1}' is not a POSIX extended regex: Invalid content "
+         "of \\{\\}; put a backslash before ( ) [ ] { } . * + ? | ^ $ to match them as text"},
+        {"images: []\nboot_check: {expect: ok, timeout: 10}\n",
+         "t.yaml:2:35: boot_check.timeout '10' is not a duration; write a number and a unit "
+         "(ms, s or min) such as 10s or 500ms"},
+        {"images: []\nboot_check: {expect: ok, timeout: 50ms}\n",
+         "t.yaml:2:35: boot_check.timeout 50ms is out of range; write a duration from 100ms to "
+         "10min"},
+        {"images: []\nboot_check: {expect: ok, reply: \"42\"}\n",
+         "t.yaml:2:26: boot_check.reply comes after send, and there is no send; add send: with "
+         "the text that makes the firmware answer"},
+        {"images: []\nboot_check: {baud: 74880}\n",
+         "t.yaml:2:13: boot_check checks nothing; add expect: with the patterns the firmware "
+         "prints when it boots, or send: and reply:"},
+        {"images: []\nboot_check: {expect: [\"\"]}\n",
+         "t.yaml:2:23: boot_check.expect[0] is empty; write a POSIX extended regex such as "
+         "\"MicroPython v1\\\\.\""},
+        {"images: [{offset: 0, file: a, sha256: \"772686f471f5c92fbe40ef93fd2a7d524d489d6bbfe2b8"
+         "4c62d476ddb932e731\"}]\nreset: {after: none}\nboot_check: {expect: ok}\n",
+         "t.yaml:3:13: boot_check needs the board reset into its firmware, and reset.after is "
+         "none (2:16); write after: hard, or remove boot_check"},
+        {"images: []\nboot_check: {expect: ok, timout: 1s}\n",
+         "t.yaml:2:26: unknown key 'timout' in boot_check; did you mean 'timeout'?"},
+        {"images: []\nexpect: [ok]\n",
+         "t.yaml:2:1: key 'expect' does not belong in the top level; it goes under boot_check"},
+        {"images: []\nboot_check: [ok]\n",
+         "t.yaml:2:13: boot_check is a list; write a mapping such as {expect: [\"MicroPython "
+         "v1\\\\.\"], timeout: 10s}"},
+    };
+    struct profile *p;
+    struct es_err err;
+    const struct profile_boot_check *bc;
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f;
+    (void)state;
+
+    es_err_clear(&err);
+    assert_int_equal(profile_parse("t.yaml", good, strlen(good), &p, &err), 0);
+    bc = p->boot_check;
+    assert_non_null(bc);
+    assert_int_equal(bc->baud, 74880);
+    assert_int_equal(bc->n_expect, 2);
+    assert_string_equal(bc->expect[0], "MicroPython v1\\.");
+    assert_string_equal(bc->expect[1], ">>> ");
+    assert_pos(bc->expect_pos_each[1], 4, 33);
+    assert_int_equal(bc->send_len, 12);
+    assert_memory_equal(bc->send, "print(6*7)\r\n", 12);
+    assert_string_equal(bc->reply, "^42");
+    assert_int_equal(bc->timeout_ms, 2500);
+    assert_pos(bc->pos, 3, 3);
+    assert_pos(bc->timeout_pos, 7, 12);
+    /* Compiled as extended regexes: the escaped dot is a dot, + is a repetition. */
+    assert_int_equal(regexec(&bc->expect_re[0], "MicroPython v1.22.0 on 2024", 0, NULL, 0), 0);
+    assert_int_equal(regexec(&bc->expect_re[0], "MicroPython v1x22", 0, NULL, 0), REG_NOMATCH);
+    assert_int_equal(regexec(&bc->reply_re, "42\r\n", 0, NULL, 0), 0);
+    assert_int_equal(regexec(&bc->reply_re, "print(42)", 0, NULL, 0), REG_NOMATCH);
+    f = open_memstream(&out, &len);
+    assert_non_null(f);
+    assert_int_equal(profile_print_plan(p, f), 0);
+    fclose(f);
+    assert_non_null(strstr(out, "boot_check  at 74880 baud, within 2500 ms\n"
+                                "  expect[0] /MicroPython v1\\./\n"
+                                "  expect[1] />>> /\n"
+                                "  send      \"print(6*7)\\r\\n\"\n"
+                                "  reply     /^42/\n"));
+    free(out);
+    profile_free(p);
+
+    /* The defaults: 115200 baud, 10 s; a single pattern is a list of one. */
+    {
+        static const char text[] = "images: [{offset: 0, file: a, sha256: \"772686f471f5c92fbe40e"
+                                   "f93fd2a7d524d489d6bbfe2b84c62d476ddb932e731\"}]\n"
+                                   "boot_check: {expect: 'a+b'}\n";
+        assert_int_equal(profile_parse("t.yaml", text, strlen(text), &p, &err), 0);
+        assert_int_equal(p->boot_check->baud, 115200);
+        assert_int_equal(p->boot_check->timeout_ms, 10000);
+        assert_int_equal(p->boot_check->n_expect, 1);
+        assert_null(p->boot_check->send);
+        assert_null(p->boot_check->reply);
+        assert_int_equal(regexec(&p->boot_check->expect_re[0], "xaaab", 0, NULL, 0), 0);
+        profile_free(p);
+    }
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc;
+
+        es_err_clear(&err);
+        rc = profile_parse("t.yaml", bad[i].text, strlen(bad[i].text), &p, &err);
+        assert_string_equal(err.msg, bad[i].msg);
         assert_int_equal(rc, -(int)ES_PROFILE);
         assert_null(p);
     }
@@ -508,6 +626,31 @@ static void test_plan(void **state)
     free(out);
 }
 
+/* The shipped profiles' boot check matches the real MicroPython banner and REPL, as the ESP8266
+ * and ESP32 ports print them after a hard reset. */
+static void assert_shipped_boot_check(const struct profile *p)
+{
+    static const char esp8266[] = "\r\n ets Jan  8 2013,rst cause:2, boot mode:(3,6)\r\n\r\n"
+                                  "MicroPython v1.22.2 on 2024-02-22; ESP module with ESP8266\r\n"
+                                  "Type \"help()\" for more information.\r\n>>> ";
+    static const char esp32[] = "MicroPython v1.23.0 on 2024-06-02; Generic ESP32 module with "
+                                "ESP32\r\nType \"help()\" for more information.\r\n>>> ";
+    const struct profile_boot_check *bc = p->boot_check;
+    const char *text = p->chip == chip_by_name("esp8266") ? esp8266 : esp32;
+    regmatch_t m[1];
+
+    assert_non_null(bc);
+    assert_int_equal(bc->baud, 115200);
+    assert_int_equal(bc->n_expect, 2);
+    assert_int_equal(regexec(&bc->expect_re[0], text, 1, m, 0), 0);
+    assert_int_equal(regexec(&bc->expect_re[1], text + m[0].rm_eo, 0, NULL, 0), 0);
+    assert_int_equal(regexec(&bc->expect_re[0], "MicroPython v2.0", 0, NULL, 0), REG_NOMATCH);
+    assert_int_equal(bc->send_len, 12);
+    assert_memory_equal(bc->send, "print(6*7)\r\n", 12);
+    assert_int_equal(regexec(&bc->reply_re, "print(6*7)\r\n42\r\n>>> ", 0, NULL, 0), 0);
+    assert_int_equal(bc->timeout_ms, 10000);
+}
+
 /* The profiles we ship load, with their demo images (profiles/images, made by tools/mkimage). */
 static void test_shipped_profiles(void **state)
 {
@@ -528,6 +671,7 @@ static void test_shipped_profiles(void **state)
     assert_int_equal(p->n_images, 1);
     assert_int_equal(p->images[0].offset, 0x0);
     assert_int_equal(profile_check_board(p, p->chip, 1u << 20, &err), 0);
+    assert_shipped_boot_check(p);
     profile_free(p);
 
     assert_int_equal(profile_load("../profiles/esp32-micropython.yaml", &p, &err), 0);
@@ -537,6 +681,7 @@ static void test_shipped_profiles(void **state)
     assert_int_equal(p->n_images, 1);
     assert_int_equal(p->images[0].offset, 0x1000);
     assert_int_equal(profile_check_board(p, p->chip, 4u << 20, &err), 0);
+    assert_shipped_boot_check(p);
     profile_free(p);
 }
 
@@ -675,6 +820,7 @@ int main(void)
         cmocka_unit_test(test_profile_hash_is_sha256_of_the_file),
         cmocka_unit_test(test_parse_resolves_paths_and_accepts_flow_style),
         cmocka_unit_test(test_parse_messages_without_files),
+        cmocka_unit_test(test_boot_check),
         cmocka_unit_test(test_board_checks),
         cmocka_unit_test(test_flash_params),
         cmocka_unit_test(test_plan),

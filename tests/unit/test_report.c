@@ -472,6 +472,8 @@ static struct report_image images[2];
 /* A board that passed, every field set. */
 static const int dup_slots[2] = {3, 7};
 
+static const char *const boot_matched[] = {"MicroPython v1\\.", ">>> ", "42"};
+
 static struct report_device full_device(void)
 {
     struct report_device d;
@@ -531,6 +533,13 @@ static struct report_device full_device(void)
     d.profile_sha256_valid = true;
     for (int i = 0; i < 32; i++)
         d.profile_sha256[i] = (uint8_t)i;
+    d.boot.ran = true;
+    d.boot.baud = 115200;
+    d.boot.log = "MicroPython v1.22.0 on 2024-01-01\n>>> print(6*7)\n42\n>>> ";
+    d.boot.passed = true;
+    d.boot.matched = boot_matched;
+    d.boot.n_matched = 3;
+    d.boot.ms = 812;
     d.start_ms = 1795635000123; /* 2026-11-25T19:30:00.123Z */
     d.end_ms = 1795635012456;
     return d;
@@ -538,18 +547,19 @@ static struct report_device full_device(void)
 
 static void test_device_round_trip(void **state)
 {
-    static const char *const root_keys[] = {"schema", "result",       "error",
-                                            "slot",   "port",         "usb",
-                                            "chip",   "mac",          "duplicate_mac_slots",
-                                            "flash",  "images",       "timings_ms",
-                                            "wire",   "retries",      "loader",
-                                            "baud",   "tool_version", "profile",
-                                            "start",  "end",          "duration_ms",
-                                            NULL};
+    static const char *const root_keys[] = {"schema",      "result", "error",
+                                            "slot",        "port",   "usb",
+                                            "chip",        "mac",    "duplicate_mac_slots",
+                                            "flash",       "images", "boot",
+                                            "timings_ms",  "wire",   "retries",
+                                            "loader",      "baud",   "tool_version",
+                                            "profile",     "start",  "end",
+                                            "duration_ms", NULL};
     static const char *const image_keys[] = {"offset",   "offset_hex", "file",     "size",
                                              "sha256",   "md5_sent",   "md5_read", "written_bytes",
                                              "verified", NULL};
     static const char *const timing_keys[] = {"open", "reset", "sync", "detect", "write", NULL};
+    static const char *const boot_keys[] = {"baud", "log", "passed", "matched", "ms", NULL};
     const char *dir = *state;
     struct report_device d = full_device();
     char name[64], path[4096];
@@ -617,6 +627,17 @@ static void test_device_round_trip(void **state)
     assert_string_equal(S(im, "md5_sent"), "000000000000000000000000000000ab");
     NUL(im, "md5_read");
     assert_true(json_is_false(OBJ(im, "verified")));
+
+    o = OBJ(root, "boot");
+    assert_keys(o, boot_keys);
+    assert_int_equal(I(o, "baud"), 115200);
+    assert_string_equal(S(o, "log"), "MicroPython v1.22.0 on 2024-01-01\n>>> print(6*7)\n42\n>>> ");
+    assert_true(json_is_true(OBJ(o, "passed")));
+    assert_int_equal(json_array_size(OBJ(o, "matched")), 3);
+    assert_string_equal(json_string_value(json_array_get(OBJ(o, "matched"), 0)),
+                        "MicroPython v1\\.");
+    assert_string_equal(json_string_value(json_array_get(OBJ(o, "matched"), 2)), "42");
+    assert_int_equal(I(o, "ms"), 812);
 
     o = OBJ(root, "timings_ms");
     assert_keys(o, timing_keys);
@@ -686,6 +707,7 @@ static void test_device_failed_without_mac(void **state)
     NUL(f, "device");
     NUL(f, "size");
     assert_int_equal(json_array_size(OBJ(root, "images")), 0);
+    NUL(root, "boot");
     assert_int_equal(json_object_size(OBJ(root, "timings_ms")), 0);
     assert_int_equal(I(OBJ(root, "wire"), "tx_bytes"), 230);
     assert_int_equal(I(OBJ(root, "retries"), "connect"), 5);
