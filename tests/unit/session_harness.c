@@ -161,8 +161,8 @@ static void board_defl_data(struct board *b, const uint8_t *d, size_t n)
     b->rx_needed = b->wire_sent;
 }
 
-static void on_frame(struct fake_port *fp, const uint8_t *frame, size_t len, uint32_t baud,
-                     void *arg)
+void board_on_frame(struct fake_port *fp, const uint8_t *frame, size_t len, uint32_t baud,
+                    void *arg)
 {
     struct board *b = arg;
     struct op_script *os;
@@ -254,9 +254,10 @@ static void on_note(struct session *s, const char *what, const char *text, void 
     struct harness *h = arg;
 
     (void)s;
-    (void)text;
     if (strcmp(what, "retry") == 0)
         h->retry_notes++;
+    if (h->note_hook != NULL)
+        h->note_hook(h, what, text);
 }
 
 static void on_done(struct session *s, void *arg)
@@ -322,7 +323,7 @@ struct harness *harness_new(void)
     h->b.h = h;
     h->b.fp = fake_port_new(&h->loop, h->port_name);
     assert_non_null(h->b.fp);
-    fake_port_on_frame(h->b.fp, on_frame, &h->b);
+    fake_port_on_frame(h->b.fp, board_on_frame, &h->b);
     fake_port_on_lines(h->b.fp, on_lines, &h->b);
     fake_port_set_can_reset(h->b.fp, 1);
     h->b.flash = malloc(FLASH_BYTES);

@@ -103,6 +103,9 @@ struct harness {
     struct fake_port_stats at_interrupt; /* the fake's counters right after that */
     int done_calls, retry_notes;
     int fail_port_in_write; /* unplug the board during the first FLASH_DEFL_DATA */
+    /* Called with every note after it is counted, when set; user is the test's. */
+    void (*note_hook)(struct harness *h, const char *what, const char *text);
+    void *user;
 };
 
 /* The session's callbacks, recording into the struct harness passed as their arg. */
@@ -111,6 +114,10 @@ extern const struct session_callbacks harness_callbacks;
 /* Sends a reply to op from the board: header, result bytes, then the loader's status bytes. */
 void board_reply(struct board *b, uint8_t op, uint32_t value, const uint8_t *data, size_t n,
                  uint8_t error, uint64_t delay_ms);
+/* The board's answer to one request frame (the fake_port_frame_fn harness_new installs with
+ * arg &h->b): a test that watches the requests installs its own and calls this one. */
+void board_on_frame(struct fake_port *fp, const uint8_t *frame, size_t len, uint32_t baud,
+                    void *arg);
 void board_set_reg(struct board *b, uint32_t addr, uint32_t value);
 
 /* A board and a one-image profile ready to run; the test changes fields, then harness_run. */
