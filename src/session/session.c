@@ -365,7 +365,7 @@ static void on_port_data(struct port *p, const uint8_t *data, size_t n, void *ar
     (void)p;
     s->rep.rx_bytes += n;
     if (!s->synced)
-        boot_text_feed(s, data, n); /* what a board says instead of answering SYNC */
+        wait_text_feed(s, data, n); /* what a board says instead of answering SYNC */
     slip_decoder_feed(&s->dec, data, n);
 }
 

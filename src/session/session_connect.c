@@ -113,7 +113,7 @@ void sync_timeout(struct session *s)
     }
     s->rep.connect_retries = (unsigned)s->connect_attempt; /* attempts beyond the first */
     session_fail(s, ES_NO_SYNC, "no reply to SYNC after %d attempts of %d tries%s", attempts,
-                 SYNC_TRIES, boot_seen_reason(s));
+                 SYNC_TRIES, wait_seen_reason(s));
 }
 
 void enter_detect(struct session *s)

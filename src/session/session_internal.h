@@ -46,8 +46,8 @@
 #define RESET_DRAIN_MS        50     /* boot text drained before the first SYNC (§4) */
 #define WAIT_SYNC_EVERY_MS    500    /* waiting for download mode: one SYNC this often */
 #define WAIT_RESET_EVERY_MS   5000   /* and a reset (where the port can) no more often */
-#define BOOT_LINE_CAP         96     /* the part of a boot text line that is kept */
-#define BOOT_NOISE_BYTES      16     /* bytes of neither text nor replies: output at another rate */
+#define WAIT_LINE_CAP         96     /* the part of a boot text line that is kept */
+#define WAIT_NOISE_BYTES      16     /* bytes of neither text nor replies: output at another rate */
 #define SESSION_HINT_CAP      320    /* the operator's hint, with the ROM line it quotes */
 #define FLASH_SECTOR_BYTES    0x1000 /* the erase unit: a restarted write begins on one (§8.3) */
 #define MD5_RESULT_ROM        32 /* SPI_FLASH_MD5 result: 32 hex characters from a ROM (§3.11) */
@@ -58,12 +58,12 @@
 
 /* What a board printed instead of answering SYNC, from the least to the most telling
  * (session_wait.c). */
-enum boot_seen {
-    BOOT_SEEN_NOTHING,
-    BOOT_SEEN_NOISE,      /* bytes at another rate: an ESP8266 boot log at 74880, or an app */
-    BOOT_SEEN_TEXT,       /* printable lines: an application */
-    BOOT_SEEN_FLASH_BOOT, /* the ROM's boot log says it booted from flash */
-    BOOT_SEEN_DOWNLOAD,   /* the ROM's boot log says it waits for download */
+enum wait_seen {
+    WAIT_SEEN_NOTHING,
+    WAIT_SEEN_NOISE,      /* bytes at another rate: an ESP8266 boot log at 74880, or an app */
+    WAIT_SEEN_TEXT,       /* printable lines: an application */
+    WAIT_SEEN_FLASH_BOOT, /* the ROM's boot log says it booted from flash */
+    WAIT_SEEN_DOWNLOAD,   /* the ROM's boot log says it waits for download */
 };
 
 enum state {
@@ -120,12 +120,12 @@ struct session {
     int wait_active;                /* the connection attempts are used up; asking at a low duty */
     uint64_t wait_start_ms;         /* loop time when the waiting began */
     uint64_t wait_reset_ms;         /* loop time of the last reset while waiting */
-    enum boot_seen boot_seen;       /* the most telling thing the board printed before SYNC */
-    enum boot_seen boot_seen_round; /* boot_seen at the end of the last SYNC round waiting */
-    char boot_line[BOOT_LINE_CAP];  /* the text line being read */
-    size_t boot_line_len;
-    char boot_rom_line[BOOT_LINE_CAP]; /* the ROM line that said how the chip booted */
-    unsigned boot_noise;               /* bytes that were neither text nor a line end */
+    enum wait_seen wait_seen;       /* the most telling thing the board printed before SYNC */
+    enum wait_seen wait_seen_round; /* wait_seen at the end of the last SYNC round waiting */
+    char wait_line[WAIT_LINE_CAP];  /* the text line being read */
+    size_t wait_line_len;
+    char wait_rom_line[WAIT_LINE_CAP]; /* the ROM line that said how the chip booted */
+    unsigned wait_noise;               /* bytes that were neither text nor a line end */
     char hint[SESSION_HINT_CAP];       /* for session_snapshot; "" when none */
 
     /* The command waiting for its reply. */
@@ -250,11 +250,11 @@ void baud_fallback(struct session *s);
 /* ---- Waiting for download mode, boot text seen instead of SYNC (session_wait.c) ---- */
 
 /* Reads what the board sends before its first SYNC reply, for the hint. */
-void boot_text_feed(struct session *s, const uint8_t *data, size_t n);
+void wait_text_feed(struct session *s, const uint8_t *data, size_t n);
 /* "; " and what the board printed and what to do about it, for the end of a failure message,
  * or "" when nothing was seen. The text stays valid until the next call (one thread runs every
  * session). */
-const char *boot_seen_reason(const struct session *s);
+const char *wait_seen_reason(const struct session *s);
 /* The connection attempts are used up: keep asking (wait_for_download). */
 void wait_start(struct session *s);
 /* The end of a SYNC round while waiting: note the hint if it changed, pause. */

@@ -18,88 +18,88 @@
  * without auto-reset is reset only by the operator, so a listen at 74880 would have to cover
  * all the time the session should be sending SYNCs at 115200. The noise itself says enough: the
  * board sends something, and a board in download mode sends nothing until asked. */
-static void boot_line_done(struct session *s)
+static void seen_line_done(struct session *s)
 {
-    const char *line = s->boot_line, *p;
-    enum boot_seen seen = BOOT_SEEN_NOTHING;
+    const char *line = s->wait_line, *p;
+    enum wait_seen seen = WAIT_SEEN_NOTHING;
     size_t visible = 0;
 
-    s->boot_line[s->boot_line_len] = '\0';
-    s->boot_line_len = 0;
+    s->wait_line[s->wait_line_len] = '\0';
+    s->wait_line_len = 0;
     if (strstr(line, "waiting for download") != NULL) {
-        seen = BOOT_SEEN_DOWNLOAD;
+        seen = WAIT_SEEN_DOWNLOAD;
     } else if ((p = strstr(line, "boot:0x")) != NULL) {
-        seen = strstr(p, "DOWNLOAD") != NULL ? BOOT_SEEN_DOWNLOAD : BOOT_SEEN_FLASH_BOOT;
+        seen = strstr(p, "DOWNLOAD") != NULL ? WAIT_SEEN_DOWNLOAD : WAIT_SEEN_FLASH_BOOT;
     } else if ((p = strstr(line, "boot mode:(")) != NULL) {
-        seen = p[11] == '1' ? BOOT_SEEN_DOWNLOAD : BOOT_SEEN_FLASH_BOOT;
+        seen = p[11] == '1' ? WAIT_SEEN_DOWNLOAD : WAIT_SEEN_FLASH_BOOT;
     } else {
         for (p = line; *p != '\0'; p++)
             visible += *p != ' ' && *p != '\t';
         /* A line of text is an application talking, unless the ROM already said more. */
-        if (visible >= 3 && s->boot_seen < BOOT_SEEN_TEXT)
-            s->boot_seen = BOOT_SEEN_TEXT;
+        if (visible >= 3 && s->wait_seen < WAIT_SEEN_TEXT)
+            s->wait_seen = WAIT_SEEN_TEXT;
         return;
     }
-    s->boot_seen = seen;
-    snprintf(s->boot_rom_line, sizeof(s->boot_rom_line), "%s", line);
+    s->wait_seen = seen;
+    snprintf(s->wait_rom_line, sizeof(s->wait_rom_line), "%s", line);
 }
 
-void boot_text_feed(struct session *s, const uint8_t *data, size_t n)
+void wait_text_feed(struct session *s, const uint8_t *data, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         uint8_t c = data[i];
 
         if (c == '\n' || c == '\r') {
-            if (s->boot_line_len > 0)
-                boot_line_done(s);
+            if (s->wait_line_len > 0)
+                seen_line_done(s);
         } else if ((c >= 0x20 && c < 0x7f) || c == '\t') {
-            if (s->boot_line_len + 1 < sizeof(s->boot_line))
-                s->boot_line[s->boot_line_len++] = (char)c;
+            if (s->wait_line_len + 1 < sizeof(s->wait_line))
+                s->wait_line[s->wait_line_len++] = (char)c;
         } else {
-            s->boot_line_len = 0; /* a line broken by noise is not read */
-            if (s->boot_noise < BOOT_NOISE_BYTES)
-                s->boot_noise++;
-            else if (s->boot_seen == BOOT_SEEN_NOTHING)
-                s->boot_seen = BOOT_SEEN_NOISE;
+            s->wait_line_len = 0; /* a line broken by noise is not read */
+            if (s->wait_noise < WAIT_NOISE_BYTES)
+                s->wait_noise++;
+            else if (s->wait_seen == WAIT_SEEN_NOTHING)
+                s->wait_seen = WAIT_SEEN_NOISE;
         }
     }
 }
 
 /* What the board sent, and what to do, in one sentence; "" when nothing was seen. */
-static void boot_hint(const struct session *s, char *out, size_t cap)
+static void seen_hint(const struct session *s, char *out, size_t cap)
 {
     const char *press = "it is not in download mode; hold BOOT and tap EN/RST";
 
-    switch (s->boot_seen) {
-    case BOOT_SEEN_NOTHING: out[0] = '\0'; return;
-    case BOOT_SEEN_NOISE:
+    switch (s->wait_seen) {
+    case WAIT_SEEN_NOTHING: out[0] = '\0'; return;
+    case WAIT_SEEN_NOISE:
         snprintf(out, cap,
                  "the board sends bytes that are not SYNC replies (an ESP8266's boot log at "
                  "74880 baud, or firmware output at another rate): it is probably not in download "
                  "mode; hold BOOT and tap EN/RST (if it then still does not answer, check the "
                  "wire from the adapter's TX to the board's RX)");
         return;
-    case BOOT_SEEN_TEXT:
+    case WAIT_SEEN_TEXT:
         snprintf(out, cap, "the board prints text, its firmware is running: %s", press);
         return;
-    case BOOT_SEEN_FLASH_BOOT:
+    case WAIT_SEEN_FLASH_BOOT:
         snprintf(out, cap, "the board printed its boot log (\"%s\"): it booted from flash, %s",
-                 s->boot_rom_line, press);
+                 s->wait_rom_line, press);
         return;
-    case BOOT_SEEN_DOWNLOAD:
+    case WAIT_SEEN_DOWNLOAD:
         snprintf(out, cap,
                  "the board's ROM says it waits for download (\"%s\"), but no SYNC reply came: "
                  "check the wire from the adapter's TX to the board's RX",
-                 s->boot_rom_line);
+                 s->wait_rom_line);
         return;
     }
 }
 
-const char *boot_seen_reason(const struct session *s)
+const char *wait_seen_reason(const struct session *s)
 {
     static char reason[SESSION_HINT_CAP + 2];
 
-    boot_hint(s, reason + 2, sizeof(reason) - 2);
+    seen_hint(s, reason + 2, sizeof(reason) - 2);
     if (reason[2] == '\0')
         return "";
     reason[0] = ';';
@@ -114,12 +114,12 @@ const char *boot_seen_reason(const struct session *s)
 static void wait_hint(struct session *s)
 {
     char hint[SESSION_HINT_CAP];
-    enum boot_seen before = s->boot_seen_round;
+    enum wait_seen before = s->wait_seen_round;
 
-    s->boot_seen_round = s->boot_seen;
-    if (s->boot_seen != before)
+    s->wait_seen_round = s->wait_seen;
+    if (s->wait_seen != before)
         return;
-    boot_hint(s, hint, sizeof(hint));
+    seen_hint(s, hint, sizeof(hint));
     if (hint[0] == '\0' || strcmp(hint, s->hint) == 0)
         return;
     memcpy(s->hint, hint, sizeof(hint));
