@@ -16,8 +16,9 @@
  * At 115200 the ESP8266's 74880 text is noise: bytes that are neither text nor SLIP replies.
  * The session does not switch to 74880 to read it: the log comes once per reset, a board
  * without auto-reset is reset only by the operator, so a listen at 74880 would have to cover
- * all the time the session should be sending SYNCs at 115200. The noise itself says enough: the
- * board sends something, and a board in download mode sends nothing until asked. */
+ * all the time the session should be sending SYNCs at 115200. The noise, with no SYNC reply,
+ * says enough: an ESP8266 reset into download mode prints the same kind of noise, but then
+ * answers; one that sends noise and never answers runs its firmware. */
 static void seen_line_done(struct session *s)
 {
     const char *line = s->wait_line, *p;
