@@ -35,8 +35,8 @@
 /* What the board prints instead of answering, and what the operator does. */
 struct wait_test {
     struct harness *h;
-    uv_timer_t printer, operator;
-    int printer_open, operator_open;
+    uv_timer_t printer, op_timer;
+    int printer_open, op_timer_open;
     const char *first; /* printed once, at the first tick (e.g. the ROM's boot log) */
     const char *again; /* printed at every later tick (the app's lines); NULL: nothing */
     int noise;         /* print bytes at another rate instead of text */
@@ -50,7 +50,7 @@ struct wait_test {
     int snapshot_hint_at_wait; /* session_snapshot().hint was non-NULL at the first "wait" */
 
     /* The operator's plan: press BOOT (the board answers), unplug, or stop the station. */
-    enum { PRESS_BOOT, UNPLUG, INTERRUPT } plan;
+    enum { PRESS_BOOT, UNPLUG, INTERRUPT, AUTO_RESET } plan;
     int syncs_at_hint;
     uint64_t wait_start_ms, pressed_ms;
     int acted, operator_ticks, gave_up;
@@ -109,12 +109,21 @@ static void on_print(uv_timer_t *t)
  * independent of how fast this host is. */
 static void on_operator(uv_timer_t *t)
 {
-    struct wait_test *w = container_of(t, struct wait_test, operator);
+    struct wait_test *w = container_of(t, struct wait_test, op_timer);
     struct harness *h = w->h;
     struct board *b = &h->b;
 
     if (h->done_calls > 0) {
-        close_timer(&w->operator, & w->operator_open);
+        close_timer(&w->op_timer, &w->op_timer_open);
+        return;
+    }
+    if (w->plan == AUTO_RESET) {
+        /* The board has the circuit: the session's own reset does it, or the test gives up. */
+        if (++w->operator_ticks < 20)
+            return;
+        w->gave_up = 1;
+        close_timer(&w->op_timer, &w->op_timer_open);
+        session_interrupt(h->s);
         return;
     }
     /* Low-duty SYNCs, not those of a reset round. A session that sends none would keep the
@@ -127,7 +136,7 @@ static void on_operator(uv_timer_t *t)
     w->acted = 1;
     w->pressed_ms = uv_now(&h->loop);
     w->syncs_at_press = b->ops[ROM_OP_SYNC].seen;
-    close_timer(&w->operator, & w->operator_open);
+    close_timer(&w->op_timer, &w->op_timer_open);
     close_timer(&w->printer, &w->printer_open);
     switch (w->plan) {
     case PRESS_BOOT:
@@ -137,18 +146,19 @@ static void on_operator(uv_timer_t *t)
         break;
     case UNPLUG: fake_port_fail(b->fp, ES_PORT_CLOSED, 0); break;
     case INTERRUPT: session_interrupt(h->s); break;
+    case AUTO_RESET: break;
     }
 }
 
 static void start_operator(struct wait_test *w)
 {
-    if (w->operator_open)
+    if (w->op_timer_open)
         return;
     w->syncs_at_hint = w->h->b.ops[ROM_OP_SYNC].seen;
     w->resets_at_hint = w->resets_in_wait;
-    uv_timer_init(&w->h->loop, &w->operator);
-    w->operator_open = 1;
-    uv_timer_start(&w->operator, on_operator, board_ms(w->h, OPERATOR_AFTER_MS),
+    uv_timer_init(&w->h->loop, &w->op_timer);
+    w->op_timer_open = 1;
+    uv_timer_start(&w->op_timer, on_operator, board_ms(w->h, OPERATOR_AFTER_MS),
                    board_ms(w->h, OPERATOR_AFTER_MS));
 }
 
@@ -195,6 +205,10 @@ static void on_wait_lines(struct fake_port *fp, int dtr, int rts, void *arg)
         w->resets_too_close++;
     w->last_reset_ms = now;
     w->resets_in_wait++;
+    if (w->plan == AUTO_RESET) {
+        w->h->b.ops[ROM_OP_SYNC].silent = 0; /* reset into download mode: it answers now */
+        w->acted = 1;                        /* the wait is over: later resets do not count */
+    }
 }
 
 static void on_wait_frame(struct fake_port *fp, const uint8_t *frame, size_t len, uint32_t baud,
@@ -239,7 +253,7 @@ static struct wait_test *wait_test_new(int wait, const char *first, const char *
 static void wait_test_free(struct wait_test *w)
 {
     assert_false(w->printer_open);
-    assert_false(w->operator_open);
+    assert_false(w->op_timer_open);
     harness_free(w->h);
     free(w);
 }
@@ -331,6 +345,26 @@ static void test_wait_interrupted(void **state)
     wait_test_free(w);
 }
 
+/* A board with auto-reset that came on the adapter running its firmware (it answers nothing
+ * until reset; here it was put there after the profile's attempts): the session's occasional
+ * reset while waiting puts it in download mode, and it is flashed. */
+static void test_wait_reset_reaches_auto_reset_board(void **state)
+{
+    struct wait_test *w = wait_test_new(1, NULL, NULL, 0);
+    const struct report_device *rep;
+
+    (void)state;
+    w->plan = AUTO_RESET;
+    rep = harness_run(w->h);
+    assert_false(w->gave_up);
+    assert_int_equal(rep->result, REPORT_PASS);
+    assert_flash_holds_image(w->h);
+    assert_int_equal(w->resets_in_wait, 1);
+    assert_int_equal(w->resets_too_close, 0);
+    assert_int_equal(w->wait_notes, 2);
+    wait_test_free(w);
+}
+
 /* Without wait_for_download the board fails as before, after the profile's attempts, and the
  * no_sync message says what it printed. */
 struct no_sync_case {
@@ -383,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_wait_boot_text_then_sync),
         cmocka_unit_test(test_wait_noise_then_unplugged),
         cmocka_unit_test(test_wait_interrupted),
+        cmocka_unit_test(test_wait_reset_reaches_auto_reset_board),
         NO_SYNC_TEST(0),
         NO_SYNC_TEST(1),
         NO_SYNC_TEST(2),
