@@ -91,6 +91,14 @@ struct session_config {
     const struct port_info *usb; /* the port's USB identity for the report, or NULL */
     double timeout_scale; /* multiplies every timeout (sanitizer builds, slow hosts); 1 = normal */
     int verbose;          /* note every frame as hex (SERIAL TX / RX) */
+    /* A board that does not answer SYNC is never given up on (continuous mode, boards without
+     * auto-reset): once the profile's connection attempts are used up, the session keeps asking
+     * at a low duty cycle (one SYNC every 500 ms, a reset every 5 s where the port can reset)
+     * until the board answers, the port fails (ES_PORT_CLOSED when it goes away) or
+     * session_interrupt. The phase stays "sync" meanwhile. What the board prints instead of a
+     * reply is noted once as a "hint" and shown in session_snapshot.hint. Only before the first
+     * SYNC reply: a board that answered once and then falls silent fails as before. */
+    int wait_for_download;
     /* Opens the port, with port_open's contract; NULL means port_open. Tests pass a scripted
      * fake port here (es/port_fake.h). */
     int (*open_port)(uv_loop_t *loop, const char *name, uint32_t baud,
@@ -129,6 +137,10 @@ struct session_snapshot {
     int finished;
     enum report_result result;
     const char *error; /* message when failed */
+    /* What the operator should do for a board that does not answer SYNC, from what it printed
+     * instead ("... hold BOOT and tap EN/RST"); NULL when nothing is to be done. Valid until the
+     * next call into the session. */
+    const char *hint;
 };
 void session_snapshot(const struct session *s, struct session_snapshot *out);
 

@@ -188,6 +188,7 @@ void enter_state(struct session *s)
     case ST_RESET: enter_reset(s); break;
     case ST_SYNC: enter_sync(s); break;
     case ST_SYNC_PAUSE: arm_timer(s, SYNC_PAUSE_MS); break;
+    case ST_WAIT: enter_wait(s); break;
     case ST_DETECT: enter_detect(s); break;
     case ST_IDENTIFY: enter_identify(s); break;
     case ST_STUB_BEGIN: enter_stub_begin(s); break;
@@ -337,8 +338,8 @@ static void on_frame(void *arg, const uint8_t *frame, size_t len)
     }
     /* Only the reply to the pending command counts; stray SYNC replies, late replies to an
      * earlier try and noise are dropped (protocol doc §1.3). */
-    if ((s->state == ST_SYNC || s->state == ST_SYNC_PAUSE) && len >= ROM_HEADER_LEN &&
-        frame[0] == ROM_DIR_REPLY && frame[1] == ROM_OP_SYNC) {
+    if ((s->state == ST_SYNC || s->state == ST_SYNC_PAUSE || s->state == ST_WAIT) &&
+        len >= ROM_HEADER_LEN && frame[0] == ROM_DIR_REPLY && frame[1] == ROM_OP_SYNC) {
         sync_done(s, frame, len); /* a late reply to an earlier SYNC counts too */
         return;
     }
@@ -364,6 +365,8 @@ static void on_port_data(struct port *p, const uint8_t *data, size_t n, void *ar
 
     (void)p;
     s->rep.rx_bytes += n;
+    if (!s->synced)
+        wait_text_feed(s, data, n); /* what a board says instead of answering SYNC */
     if (s->state == ST_BOOT) {
         boot_data(s, data, n); /* the firmware's console: text, not frames */
         return;
@@ -400,6 +403,7 @@ static void on_step_timeout(uv_timer_t *t)
     case ST_RESET: reset_step(s); return;
     case ST_SYNC: sync_timeout(s); return;
     case ST_SYNC_PAUSE: goto_state(s, ST_SYNC); return;
+    case ST_WAIT: wait_next(s); return;
     case ST_BAUD_SETTLE: baud_settled(s); return;
     case ST_BAUD_PROBE: baud_fallback(s); return;
     case ST_RUN_RESET: enter_run_reset(s); return;

@@ -92,4 +92,5 @@ void session_snapshot(const struct session *s, struct session_snapshot *out)
     out->finished = s->finishing;
     out->result = s->rep.result;
     out->error = s->rep.result == REPORT_PASS ? NULL : s->rep.error.msg;
+    out->hint = s->hint[0] != '\0' && !s->finishing ? s->hint : NULL;
 }

@@ -49,7 +49,8 @@ void enter_reset(struct session *s)
     /* Before the chip is known the first profile decides; a mixed bench uses one policy. */
     const struct profile *p = s->cfg.profiles[0];
 
-    if (set_phase(s, SESSION_PHASE_RESET) < 0)
+    /* While waiting for download mode the phase stays "sync" (wait_next). */
+    if (!s->wait_active && set_phase(s, SESSION_PHASE_RESET) < 0)
         return;
     s->step = 0;
     s->sync_try = 0;
@@ -81,6 +82,7 @@ void sync_done(struct session *s, const uint8_t *frame, size_t len)
     s->synced = 1;
     uv_timer_stop(&s->timer);
     s->waiting = 0;
+    wait_synced(s);
     session_note(s, "sync", "in sync after %d SYNC(s), loader %s", s->sync_try + 1,
                  rom_loader_name(s->loader));
     goto_state(s, ST_DETECT);
@@ -94,6 +96,10 @@ void sync_timeout(struct session *s)
         goto_state(s, ST_SYNC_PAUSE);
         return;
     }
+    if (s->wait_active) {
+        wait_round_over(s);
+        return;
+    }
     if (s->connect_attempt + 1 < attempts) {
         s->connect_attempt++;
         session_note(s, "retry", "no reply to %d SYNCs; connection attempt %d of %d", SYNC_TRIES,
@@ -101,9 +107,13 @@ void sync_timeout(struct session *s)
         goto_state(s, ST_RESET);
         return;
     }
+    if (s->cfg.wait_for_download && !s->synced) {
+        wait_start(s);
+        return;
+    }
     s->rep.connect_retries = (unsigned)s->connect_attempt; /* attempts beyond the first */
-    session_fail(s, ES_NO_SYNC, "no reply to SYNC after %d attempts of %d tries", attempts,
-                 SYNC_TRIES);
+    session_fail(s, ES_NO_SYNC, "no reply to SYNC after %d attempts of %d tries%s", attempts,
+                 SYNC_TRIES, wait_seen_reason(s));
 }
 
 void enter_detect(struct session *s)

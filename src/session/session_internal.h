@@ -45,6 +45,11 @@
 #define RESET_BOOT_MS         50     /* GPIO0 held low after EN rises, on even attempts */
 #define RESET_BOOT_LONG_MS    550    /* on odd attempts: slow boards (esptool's two delays) */
 #define RESET_DRAIN_MS        50     /* boot text drained before the first SYNC (§4) */
+#define WAIT_SYNC_EVERY_MS    500    /* waiting for download mode: one SYNC this often */
+#define WAIT_RESET_EVERY_MS   5000   /* and a reset (where the port can) no more often */
+#define WAIT_LINE_CAP         96     /* the part of a boot text line that is kept */
+#define WAIT_NOISE_BYTES      16     /* bytes of neither text nor replies: output at another rate */
+#define SESSION_HINT_CAP      320    /* the operator's hint, with the ROM line it quotes */
 #define FLASH_SECTOR_BYTES    0x1000 /* the erase unit: a restarted write begins on one (§8.3) */
 #define MD5_RESULT_ROM        32 /* SPI_FLASH_MD5 result: 32 hex characters from a ROM (§3.11) */
 #define MD5_RESULT_STUB       16 /* and 16 raw bytes from the stub */
@@ -52,11 +57,22 @@
  * packet later and costs little per board (64 boards: 512 KiB). */
 #define DECODER_CAP (8 * 1024)
 
+/* What a board printed instead of answering SYNC, from the least to the most telling
+ * (session_wait.c). */
+enum wait_seen {
+    WAIT_SEEN_NOTHING,
+    WAIT_SEEN_NOISE,      /* bytes at another rate: an ESP8266 boot log at 74880, or an app */
+    WAIT_SEEN_TEXT,       /* printable lines: an application */
+    WAIT_SEEN_FLASH_BOOT, /* the ROM's boot log says it booted from flash */
+    WAIT_SEEN_DOWNLOAD,   /* the ROM's boot log says it waits for download */
+};
+
 enum state {
     ST_IDLE,
     ST_RESET,
     ST_SYNC,
     ST_SYNC_PAUSE,
+    ST_WAIT, /* waiting for download mode: the pause between low-duty SYNCs */
     ST_DETECT,
     ST_IDENTIFY,
     ST_STUB_BEGIN,
@@ -101,6 +117,18 @@ struct session {
     int finishing; /* session_finish() ran: ignore everything but close callbacks */
     int grace;     /* the step timer ran out once; one more turn of the loop before it counts */
     int synced;    /* a loader answered SYNC */
+
+    /* Waiting for download mode (session_wait.c). */
+    int wait_active;                /* the connection attempts are used up; asking at a low duty */
+    uint64_t wait_start_ms;         /* loop time when the waiting began */
+    uint64_t wait_reset_ms;         /* loop time of the last reset while waiting */
+    enum wait_seen wait_seen;       /* the most telling thing the board printed before SYNC */
+    enum wait_seen wait_seen_round; /* wait_seen at the end of the last SYNC round waiting */
+    char wait_line[WAIT_LINE_CAP];  /* the text line being read */
+    size_t wait_line_len;
+    char wait_rom_line[WAIT_LINE_CAP]; /* the ROM line that said how the chip booted */
+    unsigned wait_noise;               /* bytes that were neither text nor a line end */
+    char hint[SESSION_HINT_CAP];       /* for session_snapshot; "" when none */
 
     /* The command waiting for its reply. */
     int waiting;
@@ -233,6 +261,24 @@ void baud_done(struct session *s);
 void baud_settled(struct session *s);
 void enter_baud_probe(struct session *s);
 void baud_fallback(struct session *s);
+
+/* ---- Waiting for download mode, boot text seen instead of SYNC (session_wait.c) ---- */
+
+/* Reads what the board sends before its first SYNC reply, for the hint. */
+void wait_text_feed(struct session *s, const uint8_t *data, size_t n);
+/* "; " and what the board printed and what to do about it, for the end of a failure message,
+ * or "" when nothing was seen. The text stays valid until the next call (one thread runs every
+ * session). */
+const char *wait_seen_reason(const struct session *s);
+/* The connection attempts are used up: keep asking (wait_for_download). */
+void wait_start(struct session *s);
+/* The end of a SYNC round while waiting: note the hint if it changed, pause. */
+void wait_round_over(struct session *s);
+void enter_wait(struct session *s);
+/* The pause is over: a reset round when one is due, else one SYNC. */
+void wait_next(struct session *s);
+/* A board answered SYNC: the waiting and its hint are over. */
+void wait_synced(struct session *s);
 
 /* ---- The flash: attach, flash id, plan, erase, verify, run (session_flash.c) ---- */
 
