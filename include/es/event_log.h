@@ -43,6 +43,10 @@ void event_log_done(struct event_log *log, int slot, const char *port,
                     const struct report_device *rep, const char *report_file,
                     const char *report_error);
 void event_log_run_end(struct event_log *log, size_t passed, size_t failed, size_t interrupted);
+/* A continuous run's counts so far, after each board: boards (passed and failed) per hour of run
+ * time and their mean session time. */
+void event_log_totals(struct event_log *log, size_t passed, size_t failed, size_t interrupted,
+                      double boards_per_hour, double mean_board_s);
 
 /* fdatasync of everything appended so far. Blocks on the disk, so the station calls it on the
  * thread pool; it reads only the journal's descriptor and path, so appends may go on meanwhile on

@@ -124,6 +124,16 @@ void event_log_run_end(struct event_log *log, size_t passed, size_t failed, size
                    "interrupted", (json_int_t)interrupted));
 }
 
+void event_log_totals(struct event_log *log, size_t passed, size_t failed, size_t interrupted,
+                      double boards_per_hour, double mean_board_s)
+{
+    emit(log, -1, NULL, "totals",
+         json_pack("{sI sI sI sf sf}", "passed", (json_int_t)passed, "failed", (json_int_t)failed,
+                   "interrupted", (json_int_t)interrupted, "boards_per_hour",
+                   (double)(long long)(boards_per_hour * 10 + 0.5) / 10, "mean_board_s",
+                   (double)(long long)(mean_board_s * 1000 + 0.5) / 1000));
+}
+
 int event_log_sync(struct event_log *log, struct es_err *err)
 {
     /* journal_sync reads only the descriptor and the path, which appends never change. */

@@ -77,6 +77,10 @@ static void slot_recorded(struct slot *slot)
         es_format_mac(rep->mac, ':', mac);
     ui_view_done(&st->view, (size_t)slot->index, report_result_name(rep->result),
                  rep->result == REPORT_PASS ? mac : rep->error.msg);
+    if (st->cfg->continuous) {
+        station_line_recorded(slot);
+        return;
+    }
     if (--st->n_running == 0)
         station_stop_loop_handles(st);
 }
@@ -250,7 +254,10 @@ void station_slot_done(struct slot *slot, const struct report_device *session_re
     slot->summary.mac_valid = rep->mac_valid;
     memcpy(slot->summary.mac, rep->mac, 6);
     slot->summary.profile_name = rep->profile_name;
-    check_duplicate_mac(slot->st, slot);
+    /* A line sees the same board again by design (put back, or on another slot later): the
+     * probe's MAC check handles that, not the one-pass duplicate rule. */
+    if (!slot->st->cfg->continuous)
+        check_duplicate_mac(slot->st, slot);
     slot->finished = 1;
     show_verdict(slot);
     /* The "done" line, its sync and the count follow the report (on_report_done). */

@@ -29,7 +29,7 @@ static void test_lines_mode_prints_events(void **state)
 
     (void)state;
     assert_non_null(f);
-    assert_int_equal(ui_view_init(&v, f, UI_VIEW_LINES, 2), 0);
+    assert_int_equal(ui_view_init(&v, f, UI_VIEW_LINES, 2, 2), 0);
     ui_view_slot(&v, 0, 0, "/dev/ttyUSB0");
     ui_view_slot(&v, 1, 1, "/dev/ttyUSB1");
     assert_string_equal(v.rows[1].phase, "-");
@@ -55,7 +55,7 @@ static void test_quiet_mode_prints_nothing(void **state)
 
     (void)state;
     assert_non_null(f);
-    assert_int_equal(ui_view_init(&v, f, UI_VIEW_QUIET, 1), 0);
+    assert_int_equal(ui_view_init(&v, f, UI_VIEW_QUIET, 1, 1), 0);
     ui_view_slot(&v, 0, 0, "p");
     ui_view_phase(&v, 0, "sync");
     ui_view_note(&v, 0, "chip", "ESP32");
@@ -77,7 +77,7 @@ static void test_verdict_wins_in_summary(void **state)
 
     (void)state;
     assert_non_null(f);
-    assert_int_equal(ui_view_init(&v, f, UI_VIEW_LIVE, 2), 0);
+    assert_int_equal(ui_view_init(&v, f, UI_VIEW_LIVE, 2, 2), 0);
     ui_view_slot(&v, 0, 0, "/dev/a");
     ui_view_slot(&v, 1, 1, "/dev/b");
     memset(&live, 0, sizeof(live));
