@@ -59,7 +59,7 @@ static void set_status(struct slot *slot, const char *text, int keep_verdict)
         ui_view_status(&slot->st->view, (size_t)slot->index, NULL, keep_verdict);
         return;
     }
-    if (strcmp(text, slot->status) == 0 && keep_verdict)
+    if (strcmp(text, slot->status) == 0)
         return;
     snprintf(slot->status, sizeof(slot->status), "%s", text);
     ui_view_status(&slot->st->view, (size_t)slot->index, slot->status, keep_verdict);
