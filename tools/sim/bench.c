@@ -13,7 +13,7 @@
 static const char usage_text[] =
     "usage: espsim [--boards N --chip esp8266|esp32] [--board SPEC]... [--bench FILE]\n"
     "              [--dir DIR] [--state DIR] [--tcp BASE] [--time-scale X] [--seed N]\n"
-    "              [--stub-dir DIR] [--exit-on-eof] [-v]\n"
+    "              [--stub-dir DIR] [--exit-on-eof] [--commands] [--auto-swap MIN:MAX] [-v]\n"
     "\n"
     "Simulates a bench of ESP8266/ESP32 boards in download mode, each behind a pseudo-terminal\n"
     "(DIR/ttySIM<i>), a reset socket (DIR/ttySIM<i>.ctl, lines 'DTR=1 RTS=0') and optionally a\n"
@@ -22,7 +22,7 @@ static const char usage_text[] =
     "\n"
     "  --boards N        N boards of --chip (default esp32), placed before the --board ones\n"
     "  --board SPEC      one board: "
-    "chip[,flash=4MB][,mac=aa:bb:cc:dd:ee:ff][,fault=NAME[:ARG]]...\n"
+    "chip[,flash=4MB][,mac=aa:bb:cc:dd:ee:ff][,autoreset=no][,fault=NAME[:ARG]]...\n"
     "  --bench FILE      one SPEC per line, '#' comments\n"
     "  --dir DIR         ports and sockets go here (default: a fresh temporary dir, removed on "
     "exit)\n"
@@ -31,12 +31,18 @@ static const char usage_text[] =
     "  --time-scale X    multiply every simulated duration by X (1 real time, 0 no delays)\n"
     "  --seed N          seed for MACs and fault randomness (default 1)\n"
     "  --stub-dir DIR    esptool-js stub_flasher JSON files\n"
-    "  --exit-on-eof     exit when stdin reaches EOF\n"
+    "  --exit-on-eof     exit when stdin reaches EOF (commands are read from stdin too)\n"
+    "  --commands        read control commands from stdin (they also come on DIR/espsim.sock):\n"
+    "                    unplug N | plug N | swap N [mac=..] [flash=blank|keep] "
+    "[autoreset=yes|no]\n"
+    "                    [fault=..] | boot N press|release | en N press|release | status [N]\n"
+    "  --auto-swap MIN:MAX  give a slot whose board runs its app a new blank board after\n"
+    "                    MIN..MAX s of board time (alternately unplug+plug and a jig swap)\n"
     "  -v                log frames and events to stderr\n"
     "\n"
     "faults: no-download | sync-after:K | unplug-at:PCT | corrupt:RATE | bad-flash:ADDR |\n"
     "        bad-flash-report:ADDR | slow:OP:MS | mute:OP | wrong-chip | baud-fail |\n"
-    "        lose-end:K\n";
+    "        lose-end:K | boot-loop | no-banner | wrong-app\n";
 
 const char *bench_usage(void)
 {
@@ -121,6 +127,23 @@ static int parse_double(const char *s, double *out)
     return 0;
 }
 
+/* "MIN:MAX" with 0 < MIN <= MAX <= one day. */
+static int parse_auto_swap(const char *s, double *min, double *max)
+{
+    char buf[64], *colon;
+
+    if (strlen(s) >= sizeof(buf))
+        return -1;
+    strcpy(buf, s);
+    colon = strchr(buf, ':');
+    if (colon == NULL)
+        return -1;
+    *colon = '\0';
+    if (parse_double(buf, min) < 0 || parse_double(colon + 1, max) < 0)
+        return -1;
+    return *min > 0 && *min <= *max && *max <= 86400 ? 0 : -1;
+}
+
 int bench_op_from_string(const char *s)
 {
     uint64_t v;
@@ -201,6 +224,12 @@ static int parse_fault(struct sim_faults *f, char *name, const char *spec, struc
         f->wrong_chip = 1;
     } else if (strcmp(name, "baud-fail") == 0 && arg == NULL) {
         f->baud_fail = 1;
+    } else if (strcmp(name, "boot-loop") == 0 && arg == NULL) {
+        f->boot_loop = 1;
+    } else if (strcmp(name, "no-banner") == 0 && arg == NULL) {
+        f->no_banner = 1;
+    } else if (strcmp(name, "wrong-app") == 0 && arg == NULL) {
+        f->wrong_app = 1;
     } else if (strcmp(name, "lose-end") == 0) {
         if (parse_u64(arg, 1000000, &v) < 0 || v == 0)
             return es_fail(err, ES_USAGE,
@@ -268,11 +297,13 @@ static int parse_fault(struct sim_faults *f, char *name, const char *spec, struc
         }
         f->slow_op = op;
     } else {
-        return es_fail(err, ES_USAGE,
-                       "board '%s': unknown fault '%s%s%s'; accepted: no-download, sync-after:K, "
-                       "unplug-at:PCT, corrupt:RATE, bad-flash:ADDR, bad-flash-report:ADDR, "
-                       "slow:OP:MS, mute:OP, wrong-chip, baud-fail, lose-end:K",
-                       spec, name, arg ? ":" : "", arg ? arg : "");
+        return es_fail(
+            err, ES_USAGE,
+            "board '%s': unknown fault '%s%s%s'; accepted: no-download, sync-after:K, "
+            "unplug-at:PCT, corrupt:RATE, bad-flash:ADDR, bad-flash-report:ADDR, "
+            "slow:OP:MS, mute:OP, wrong-chip, baud-fail, lose-end:K, boot-loop, no-banner, "
+            "wrong-app",
+            spec, name, arg ? ":" : "", arg ? arg : "");
     }
     return 0;
 }
@@ -311,8 +342,8 @@ int bench_spec_parse(struct bench_board *b, const char *spec, struct es_err *err
         val = strchr(item, '=');
         if (val == NULL)
             return es_fail(err, ES_USAGE,
-                           "board '%s': '%s' is not KEY=VALUE; keys: flash, mac, fault", spec,
-                           item);
+                           "board '%s': '%s' is not KEY=VALUE; keys: flash, mac, fault, autoreset",
+                           spec, item);
         *val++ = '\0';
         if (strcmp(item, "flash") == 0) {
             if (parse_flash_size(val, &b->flash_size) < 0)
@@ -329,9 +360,15 @@ int bench_spec_parse(struct bench_board *b, const char *spec, struct es_err *err
         } else if (strcmp(item, "fault") == 0) {
             if (parse_fault(&b->faults, val, spec, err) < 0)
                 return -ES_USAGE;
+        } else if (strcmp(item, "autoreset") == 0) {
+            if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0)
+                return es_fail(err, ES_USAGE, "board '%s': autoreset='%s' is not yes or no", spec,
+                               val);
+            b->no_autoreset = strcmp(val, "no") == 0;
         } else {
-            return es_fail(err, ES_USAGE, "board '%s': unknown key '%s'; keys: flash, mac, fault",
-                           spec, item);
+            return es_fail(err, ES_USAGE,
+                           "board '%s': unknown key '%s'; keys: flash, mac, fault, autoreset", spec,
+                           item);
         }
     }
     if (first)
@@ -407,29 +444,40 @@ static uint32_t winbond_id(uint32_t size)
     return 0xEFu | 0x40u << 8 | cap << 16;
 }
 
+/* The board's MAC, flash id and seed; `index` numbers the boards of the run (the bench's slots
+ * first, then the boards swapped in), so generated MACs never repeat within a run. */
+static void finish_board(const struct bench_options *o, struct bench_board *b, unsigned index,
+                         int slot)
+{
+    /* The low 24 bits are a seed-dependent base plus the index, so they differ for every board. */
+    uint32_t base = (uint32_t)(mix64(o->seed) & 0xFFFFFF);
+    uint64_t h = mix64(o->seed ^ ((uint64_t)(index + 1) << 32));
+    uint32_t low = (base + index) & 0xFFFFFF;
+
+    (void)slot;
+    b->flash_id = winbond_id(b->flash_size);
+    b->seed = h;
+    if (b->mac_given)
+        return;
+    if (b->chip == SIM_ESP8266)
+        memcpy(b->mac, oui_esp8266[h % 2], 3);
+    else
+        memcpy(b->mac, oui_esp32[h % 4], 3);
+    b->mac[3] = (uint8_t)(low >> 16);
+    b->mac[4] = (uint8_t)(low >> 8);
+    b->mac[5] = (uint8_t)low;
+}
+
 void bench_finish(struct bench_options *o)
 {
-    /* The low 24 bits are a seed-dependent base plus the slot, so they differ for every slot. */
-    uint32_t base = (uint32_t)(mix64(o->seed) & 0xFFFFFF);
-    int i;
+    for (int i = 0; i < o->n_boards; i++)
+        finish_board(o, &o->boards[i], (unsigned)i, i);
+}
 
-    for (i = 0; i < o->n_boards; i++) {
-        struct bench_board *b = &o->boards[i];
-        uint64_t h = mix64(o->seed ^ ((uint64_t)(i + 1) << 32));
-        uint32_t low = (base + (uint32_t)i) & 0xFFFFFF;
-
-        b->flash_id = winbond_id(b->flash_size);
-        b->seed = h;
-        if (b->mac_given)
-            continue;
-        if (b->chip == SIM_ESP8266)
-            memcpy(b->mac, oui_esp8266[h % 2], 3);
-        else
-            memcpy(b->mac, oui_esp32[h % 4], 3);
-        b->mac[3] = (uint8_t)(low >> 16);
-        b->mac[4] = (uint8_t)(low >> 8);
-        b->mac[5] = (uint8_t)low;
-    }
+void bench_board_finish(const struct bench_options *o, struct bench_board *b, int slot,
+                        unsigned serial)
+{
+    finish_board(o, b, (unsigned)o->n_boards + serial - 1, slot);
 }
 
 /* The value of option argv[*i] ("--opt VALUE" or "--opt=VALUE"); NULL if missing. */
@@ -480,11 +528,16 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, struct e
             o->exit_on_eof = 1;
             continue;
         }
+        if (strcmp(name, "--commands") == 0) {
+            o->commands = 1;
+            continue;
+        }
         if (strcmp(name, "--boards") != 0 && strcmp(name, "--chip") != 0 &&
             strcmp(name, "--board") != 0 && strcmp(name, "--bench") != 0 &&
             strcmp(name, "--dir") != 0 && strcmp(name, "--state") != 0 &&
             strcmp(name, "--tcp") != 0 && strcmp(name, "--time-scale") != 0 &&
-            strcmp(name, "--seed") != 0 && strcmp(name, "--stub-dir") != 0)
+            strcmp(name, "--seed") != 0 && strcmp(name, "--stub-dir") != 0 &&
+            strcmp(name, "--auto-swap") != 0)
             return es_fail(err, ES_USAGE, "unknown option '%s'; run espsim --help", arg);
         val = opt_value(argc, argv, &i, eq);
         if (val == NULL)
@@ -526,6 +579,12 @@ int bench_options_parse(struct bench_options *o, int argc, char **argv, struct e
                 return es_fail(err, ES_USAGE, "--seed '%s': expected a non-negative integer", val);
         } else if (strcmp(name, "--stub-dir") == 0) {
             o->stub_dir = val;
+        } else if (strcmp(name, "--auto-swap") == 0) {
+            if (parse_auto_swap(val, &o->auto_swap_min, &o->auto_swap_max) < 0)
+                return es_fail(err, ES_USAGE,
+                               "--auto-swap '%s': expected MIN:MAX seconds of board time, "
+                               "0 < MIN <= MAX (e.g. 5:20)",
+                               val);
         }
     }
     if (o->help || o->version)

@@ -19,7 +19,8 @@ struct bench_board {
     int mac_given;       /* mac= was in the spec */
     uint8_t mac[6];
     struct sim_faults faults;
-    uint64_t seed; /* for the board's fault RNG, from --seed and the slot */
+    int no_autoreset; /* autoreset=no: no DTR/RTS circuit, only the EN and BOOT buttons */
+    uint64_t seed;    /* for the board's fault RNG, from --seed and the slot */
 };
 
 struct bench_options {
@@ -33,8 +34,11 @@ struct bench_options {
     const char *stub_dir;  /* --stub-dir, or NULL for ESPSTATION_STUB_DIR */
     int verbose;           /* -v */
     int exit_on_eof;       /* --exit-on-eof */
-    int help;              /* --help was given: print bench_usage() and exit 0 */
-    int version;           /* --version */
+    int commands;          /* --commands: read control commands from stdin (io_cmd.c) */
+    double auto_swap_min;  /* --auto-swap MIN:MAX, seconds of board time; max 0 = off */
+    double auto_swap_max;
+    int help;    /* --help was given: print bench_usage() and exit 0 */
+    int version; /* --version */
 };
 
 /* Parses argv into o (which it clears first) and assigns MACs, flash ids and seeds. Returns 0, or
@@ -50,6 +54,12 @@ int bench_file_load(struct bench_options *o, const char *path, struct es_err *er
 /* Fills every board's flash id, MAC (when not given) and seed, deterministically from o->seed and
  * the slot; generated MACs are unique per slot and use Espressif OUIs. */
 void bench_finish(struct bench_options *o);
+
+/* Gives b (a board swapped in on slot `slot`, the `serial`-th board of the run counting from 1
+ * after the first bench) a MAC unless one was given, its flash id and a seed, deterministically
+ * from o->seed; never the MAC of another board of the run. */
+void bench_board_finish(const struct bench_options *o, struct bench_board *b, int slot,
+                        unsigned serial);
 
 /* "esp8266" / "esp32"; and back (-1 if unknown). */
 const char *bench_chip_name(enum sim_chip chip);

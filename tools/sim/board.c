@@ -102,6 +102,8 @@ static void arm_timer(struct sim_board *b)
         next = b->q_head->due;
     if (b->fifo_len && b->mode == SIM_MODE_STUB && (!next || b->rx_hold_until < next))
         next = b->rx_hold_until; /* the stub takes up its FIFO again */
+    if (b->app_reboot_at && (!next || b->app_reboot_at < next))
+        next = b->app_reboot_at; /* fault boot-loop */
     if (next)
         b->ops.set_timer(b->ctx, next);
 }
@@ -119,7 +121,7 @@ static void flush_due(struct sim_board *b)
     }
 }
 
-static void drop_queue(struct sim_board *b)
+void sim_drop_output(struct sim_board *b)
 {
     while (b->q_head) {
         struct sim_deferred *d = b->q_head;
@@ -230,7 +232,7 @@ int sim_count_data(struct sim_board *b, uint32_t n)
         return 0;
     sim_log(b, "fault: unplugged at %d%% of the write (%llu of %llu bytes)", pct,
             (unsigned long long)w->received, (unsigned long long)w->expected);
-    drop_queue(b);
+    sim_drop_output(b);
     b->mode = SIM_MODE_UNPLUGGED;
     b->ops.unplug(b->ctx);
     return 1;
@@ -328,161 +330,6 @@ void sim_write_close(struct sim_write *w)
     memset(w, 0, sizeof(*w));
 }
 
-/* ---- boot --------------------------------------------------------------------------------- */
-
-static void send_text(struct sim_board *b, const char *text, uint64_t at, uint32_t baud)
-{
-    sim_send_raw(b, (const uint8_t *)text, strlen(text), at, baud);
-}
-
-static const char esp32_banner[] = "ets Jul 29 2019 12:21:46\r\n\r\n"; /* ECO3 ROM (§15.1) */
-
-static void boot_download(struct sim_board *b, uint64_t at, const char *why)
-{
-    char text[256];
-
-    sim_rom_reset(b);
-    b->mode = SIM_MODE_ROM;
-    b->baud = b->chip->boot_baud; /* the ROM autobauds again on the next SYNC */
-    b->garbled = 0;
-    if (b->chip == &sim_chip_table[SIM_ESP8266])
-        snprintf(text, sizeof(text), "\r\n ets Jan  8 2013,rst cause:%s, boot mode:(1,7)\r\n\r\n",
-                 why);
-    else
-        snprintf(text, sizeof(text),
-                 "%srst:%s,boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\n"
-                 "waiting for download\r\n",
-                 esp32_banner, why);
-    send_text(b, text, at, b->chip->boot_baud);
-}
-
-struct image_info {
-    int valid;
-    uint32_t first_word;
-    uint32_t entry;
-    int mode;
-    int nseg;
-    uint32_t seg_addr[16], seg_len[16];
-    uint8_t checksum;
-};
-
-/* Parses the image at the bootloader offset as the ROM would before jumping to it (§9.1): magic,
- * segments inside the flash, the XOR checksum; for ESP32 the extended header's chip id. The
- * appended SHA-256 is not checked [model]. */
-static void parse_image(struct sim_board *b, struct image_info *im)
-{
-    uint32_t off = b->chip->bootloader_offset;
-    uint32_t pos, size = b->flash.size;
-    uint8_t h[24];
-    uint8_t sum = 0xEF;
-    uint8_t chunk[256];
-
-    memset(im, 0, sizeof(*im));
-    if (size < off + 24)
-        return;
-    sim_flash_read(&b->flash, off, h, sizeof(h));
-    im->first_word = es_get_le32(h);
-    im->mode = h[2];
-    im->entry = es_get_le32(h + 4);
-    im->nseg = h[1];
-    if (h[0] != 0xE9 || im->nseg < 1 || im->nseg > 16)
-        return;
-    pos = off + 8;
-    if (b->cfg.chip == SIM_ESP32) {
-        if (es_get_le16(h + 12) != 0 || h[23] > 1) /* chip id 0 = ESP32 (§6.2) */
-            return;
-        pos += 16;
-    }
-    for (int i = 0; i < im->nseg; i++) {
-        uint8_t sh[8];
-        uint32_t len;
-
-        if (pos + 8 > size)
-            return;
-        sim_flash_read(&b->flash, pos, sh, 8);
-        im->seg_addr[i] = es_get_le32(sh);
-        len = im->seg_len[i] = es_get_le32(sh + 4);
-        pos += 8;
-        if (len > size - pos)
-            return;
-        for (uint32_t done = 0; done < len;) {
-            uint32_t take = len - done < sizeof(chunk) ? len - done : (uint32_t)sizeof(chunk);
-
-            sim_flash_read(&b->flash, pos + done, chunk, take);
-            for (uint32_t k = 0; k < take; k++)
-                sum ^= chunk[k];
-            done += take;
-        }
-        pos += len;
-    }
-    pos = off + ((pos - off) | 15); /* the checksum ends the 16-byte-padded image */
-    if (pos >= size)
-        return;
-    sim_flash_read(&b->flash, pos, &im->checksum, 1);
-    im->valid = im->checksum == sum;
-}
-
-void sim_flash_boot(struct sim_board *b, uint64_t at, int soft)
-{
-    static const char *const modes[] = {"QIO", "QOUT", "DIO", "DOUT"};
-    int esp8266 = b->cfg.chip == SIM_ESP8266;
-    uint32_t rom_baud = b->chip->boot_baud;
-    struct image_info im;
-    char line[160];
-
-    sim_rom_reset(b);
-    b->mode = SIM_MODE_DEAD;
-    parse_image(b, &im);
-    if (!soft) {
-        if (esp8266)
-            send_text(b, "\r\n ets Jan  8 2013,rst cause:2, boot mode:(3,7)\r\n\r\n", at, rom_baud);
-        else {
-            send_text(b, esp32_banner, at, rom_baud);
-            send_text(b, "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n", at,
-                      rom_baud);
-        }
-    }
-    if (!im.valid) {
-        sim_log(b, "flash boot: no valid image at 0x%x", b->chip->bootloader_offset);
-        if (esp8266) {
-            send_text(b, "ets_main.c \r\n", at, rom_baud); /* §15.2, then silence */
-        } else {
-            snprintf(line, sizeof(line), "invalid header: 0x%08x\r\n", im.first_word);
-            for (int i = 0; i < 3; i++)
-                send_text(b, line, at, rom_baud);
-        }
-        return;
-    }
-    if (!esp8266) {
-        send_text(b, "configsip: 0, SPIWP:0xee\r\n", at, rom_baud);
-        snprintf(line, sizeof(line), "mode:%s, clock div:2\r\n", modes[im.mode & 3]);
-        send_text(b, line, at, rom_baud);
-    }
-    for (int i = 0; i < im.nseg; i++) {
-        if (esp8266)
-            snprintf(line, sizeof(line), "load 0x%08x, len %u, room 16 \r\n", im.seg_addr[i],
-                     im.seg_len[i]);
-        else
-            snprintf(line, sizeof(line), "load:0x%08x,len:%u\r\n", im.seg_addr[i], im.seg_len[i]);
-        send_text(b, line, at, rom_baud);
-    }
-    if (esp8266)
-        snprintf(line, sizeof(line), "chksum 0x%02x\r\ncsum 0x%02x\r\n", im.checksum, im.checksum);
-    else
-        snprintf(line, sizeof(line), "entry 0x%08x\r\n", im.entry);
-    send_text(b, line, at, rom_baud);
-    snprintf(line, sizeof(line), "espsim app: image ok, entry 0x%08x\r\n", im.entry);
-    send_text(b, line, at + SIM_T_APP_START_NS, 115200);
-    b->mode = SIM_MODE_APP;
-    sim_log(b, "flash boot: application running, entry 0x%08x", im.entry);
-}
-
-void sim_soft_reboot(struct sim_board *b, uint64_t at)
-{
-    drop_queue(b);
-    boot_download(b, at + SIM_T_BOOT_NS, b->cfg.chip == SIM_ESP8266 ? "2" : "0xc (SW_CPU_RESET)");
-}
-
 static int seg_matches(const struct sim_board *b, uint32_t start, const uint8_t *bytes, size_t len)
 {
     for (int i = 0; i < b->nsegs; i++) {
@@ -563,19 +410,27 @@ static void enter_reset(struct sim_board *b)
 {
     if (b->mode == SIM_MODE_UNPLUGGED)
         return;
-    drop_queue(b);
+    sim_drop_output(b);
     sim_rom_reset(b);
     b->fifo_len = 0; /* the UART is reset with the chip */
+    sim_app_stop(b);
     b->mode = SIM_MODE_RESET;
     b->garbled = 0;
     b->baud = b->chip->boot_baud;
 }
 
+/* GPIO0 as the chip samples it: pulled low by the BOOT button, or by the auto-reset circuit's
+ * DTR transistor (§5.1: DTR asserted alone). */
+static int gpio0_low(const struct sim_board *b)
+{
+    return b->btn_boot || (!b->cfg.no_autoreset && b->dtr && !b->rts);
+}
+
 /* EN has been high for the whole glitch filter: the chip runs and samples GPIO0 (§13.2). */
 static void release_reset(struct sim_board *b)
 {
-    int gpio0_low = b->dtr && !b->rts;
-    int download = (gpio0_low || b->boot_download) && !b->cfg.faults.no_download;
+    int low = gpio0_low(b);
+    int download = (low || b->boot_download) && !b->cfg.faults.no_download;
     uint64_t at = b->now + SIM_T_BOOT_NS;
 
     b->filter_end = 0;
@@ -583,22 +438,30 @@ static void release_reset(struct sim_board *b)
     if (b->mode == SIM_MODE_UNPLUGGED)
         return;
     b->reset_count++;
-    sim_log(b, "reset released: GPIO0 %s -> %s", gpio0_low ? "low" : "high",
+    sim_log(b, "reset released: GPIO0 %s -> %s", low ? "low" : "high",
             download ? "download mode" : "flash boot");
     if (download && b->cfg.chip == SIM_ESP8266)
-        boot_download(b, at, b->boot_download ? "1" : "2"); /* power-on vs external reset */
+        sim_boot_download(b, at, b->boot_download ? "1" : "2"); /* power-on vs external reset */
     else if (download)
-        boot_download(b, at, "0x1 (POWERON_RESET)"); /* EN resets report power-on too */
+        sim_boot_download(b, at, "0x1 (POWERON_RESET)"); /* EN resets report power-on too */
     else
         sim_flash_boot(b, at, 0);
     b->boot_download = 0;
 }
 
+/* EN as the circuit and the button drive it: the auto-reset circuit pulls it low only when RTS
+ * is asserted alone (§5.1); a board without one has EN pulled up; the EN button shorts it to
+ * ground. */
+static int en_level(const struct sim_board *b)
+{
+    int circuit = b->cfg.no_autoreset || !(b->rts && !b->dtr);
+
+    return circuit && !b->btn_en;
+}
+
 static void apply_lines(struct sim_board *b)
 {
-    int en = !(b->rts && !b->dtr); /* §5.1: only RTS asserted alone pulls EN low */
-
-    if (!en) {
+    if (!en_level(b)) {
         if (b->en_high || b->mode != SIM_MODE_RESET)
             enter_reset(b);
         b->en_high = 0;
@@ -838,20 +701,46 @@ void sim_board_free(struct sim_board *b)
     if (!b)
         return;
     sim_rom_reset(b);
-    drop_queue(b);
+    sim_drop_output(b);
     free(b->rxbuf);
     free(b);
 }
 
-void sim_board_start(struct sim_board *b, uint64_t now_ns)
+static void power_on(struct sim_board *b, uint64_t now_ns, int boot_held)
 {
     b->now = now_ns;
     b->powered = 1;
-    b->boot_download = 1; /* power-on with BOOT held */
+    if (b->mode == SIM_MODE_UNPLUGGED)
+        b->mode = SIM_MODE_RESET;
+    b->boot_download = boot_held;
     enter_reset(b);
-    b->en_high = !(b->rts && !b->dtr);
+    b->en_high = en_level(b);
     if (b->en_high)
         release_reset(b);
+}
+
+void sim_board_start(struct sim_board *b, uint64_t now_ns)
+{
+    /* A bench starts ready for a flasher: boards with auto-reset come up as if BOOT were held.
+     * A board without it is what the operator put on the jig: it boots its flash. */
+    power_on(b, now_ns, !b->cfg.no_autoreset);
+}
+
+void sim_board_power_on(struct sim_board *b, uint64_t now_ns)
+{
+    power_on(b, now_ns, 0);
+}
+
+void sim_board_power_off(struct sim_board *b, uint64_t now_ns)
+{
+    b->now = now_ns;
+    sim_drop_output(b);
+    sim_rom_reset(b);
+    sim_app_stop(b);
+    b->fifo_len = 0;
+    b->filter_end = 0;
+    b->powered = 0;
+    b->mode = SIM_MODE_UNPLUGGED;
 }
 
 void sim_board_set_lines(struct sim_board *b, int dtr, int rts, uint64_t now_ns)
@@ -864,6 +753,16 @@ void sim_board_set_lines(struct sim_board *b, int dtr, int rts, uint64_t now_ns)
         apply_lines(b);
 }
 
+void sim_board_set_buttons(struct sim_board *b, int boot_pressed, int en_pressed, uint64_t now_ns)
+{
+    b->now = now_ns;
+    flush_due(b);
+    b->btn_boot = boot_pressed != 0;
+    b->btn_en = en_pressed != 0;
+    if (b->powered && b->mode != SIM_MODE_UNPLUGGED)
+        apply_lines(b);
+}
+
 void sim_board_rx(struct sim_board *b, const uint8_t *bytes, size_t n, uint32_t host_baud,
                   uint64_t now_ns)
 {
@@ -872,6 +771,10 @@ void sim_board_rx(struct sim_board *b, const uint8_t *bytes, size_t n, uint32_t 
     b->now = now_ns;
     flush_due(b);
     b->host_baud = host_baud;
+    if (b->mode == SIM_MODE_APP) {
+        sim_app_rx(b, bytes, n);
+        return;
+    }
     if (b->mode != SIM_MODE_ROM && b->mode != SIM_MODE_STUB)
         return;
     if (b->garbled) {
@@ -910,6 +813,7 @@ void sim_board_on_timer(struct sim_board *b, uint64_t now_ns)
     if (b->fifo_len && b->mode == SIM_MODE_STUB && now_ns >= b->rx_hold_until)
         fifo_drain(b);
     flush_due(b);
+    sim_app_on_timer(b);
     arm_timer(b);
 }
 
@@ -917,6 +821,11 @@ uint32_t sim_board_baud(const struct sim_board *b)
 {
     return b->baud;
 }
+
+static const char *const mode_names[] = {
+    [SIM_MODE_RESET] = "reset", [SIM_MODE_ROM] = "rom",   [SIM_MODE_STUB] = "stub",
+    [SIM_MODE_APP] = "app",     [SIM_MODE_DEAD] = "dead", [SIM_MODE_UNPLUGGED] = "off",
+};
 
 void sim_board_stats(const struct sim_board *b, struct sim_board_stats *out)
 {
@@ -927,4 +836,5 @@ void sim_board_stats(const struct sim_board *b, struct sim_board_stats *out)
     out->erases = b->flash.erases;
     out->in_stub = b->mode == SIM_MODE_STUB;
     out->app_running = b->mode == SIM_MODE_APP;
+    out->mode = mode_names[b->mode];
 }

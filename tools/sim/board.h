@@ -50,6 +50,10 @@ struct sim_faults {
     /* >0: the closing 0xC0 of the stub's K-th data block (counted from 1) is lost on the line,
      * once: the stub stays inside that frame (§10.2) */
     int lose_end_block;
+    /* The application after a flash boot (app_model.c): */
+    int boot_loop; /* crashes right after starting and reboots, about once a second, forever */
+    int no_banner; /* runs but prints nothing and answers nothing */
+    int wrong_app; /* another firmware: prints a different banner ("espsim wrong app v0.0") */
 };
 
 struct sim_board_cfg {
@@ -62,6 +66,9 @@ struct sim_board_cfg {
     struct sim_faults faults;
     const struct sim_stub_images *stubs; /* parsed stub JSONs to check uploads against, or NULL */
     uint64_t seed;                       /* for the fault RNG */
+    /* Board option autoreset=no: no DTR/RTS transistors, DTR/RTS change nothing; only the EN and
+     * BOOT buttons (sim_board_set_buttons) and power-on reset the chip. */
+    int no_autoreset;
 };
 
 /* Allocates a board. cfg is copied; cfg->flash and cfg->stubs are borrowed and must outlive the
@@ -72,8 +79,18 @@ struct sim_board *sim_board_new(const struct sim_board_cfg *cfg, const struct si
                                 void *ctx, struct es_err *err);
 /* Frees the board; NULL does nothing. Never calls an op. */
 void sim_board_free(struct sim_board *b);
-/* Power on: the board starts in download mode (as if BOOT were held), prints its boot text. */
+/* Power on at espsim's start: a board with auto-reset starts in download mode (as if BOOT were
+ * held, so a bench is ready at once); one with autoreset=no samples its BOOT button like
+ * sim_board_power_on(). Prints the boot text. */
 void sim_board_start(struct sim_board *b, uint64_t now_ns);
+/* Power on after a plug or a swap: the chip samples GPIO0 (the BOOT button, or DTR/RTS through
+ * the auto-reset circuit) and boots from flash unless it is held low. */
+void sim_board_power_on(struct sim_board *b, uint64_t now_ns);
+/* Power off (unplugged): output in flight is dropped, the board is silent until power-on. */
+void sim_board_power_off(struct sim_board *b, uint64_t now_ns);
+/* The buttons: BOOT pulls GPIO0 low while pressed; EN pressed holds the chip in reset, and its
+ * release boots it (into download mode if BOOT is held then). */
+void sim_board_set_buttons(struct sim_board *b, int boot_pressed, int en_pressed, uint64_t now_ns);
 /* The host changed DTR/RTS (from the control channel). Applies §5.1's two-transistor table and
  * §13.2. */
 void sim_board_set_lines(struct sim_board *b, int dtr, int rts, uint64_t now_ns);
@@ -91,6 +108,7 @@ struct sim_board_stats {
     uint64_t frames_in, frames_out, flash_bytes_written, erases;
     int in_stub;
     int app_running;
+    const char *mode; /* "rom", "stub", "app", "dead", "reset" or "off" (unplugged / no power) */
 };
 void sim_board_stats(const struct sim_board *b, struct sim_board_stats *out);
 

@@ -4,7 +4,9 @@
  *
  * Files: io_sim.c (start-up, signals, JSON lines, shutdown), io_board.c (board clock, pacing
  * queues, the model's ops), io_pty.c (pty + symlink), io_tcp.c (TCP), io_ctl.c (DTR/RTS socket),
- * io_baud.c (the host's baud rate on a pty, termios2). Private to tools/sim. */
+ * io_baud.c (the host's baud rate on a pty, termios2), io_cmd.c (the control commands: plug,
+ * unplug, swap, buttons, status), io_cmd_chan.c (where they come from: stdin and
+ * DIR/espsim.sock), io_autoswap.c (--auto-swap). Private to tools/sim. */
 #ifndef SIM_IO_H
 #define SIM_IO_H
 
@@ -52,7 +54,8 @@ struct io_ctl_client {
 struct io_board {
     struct io_sim *sim;
     int slot;
-    const struct bench_board *spec;
+    const struct bench_board *spec; /* &cur */
+    struct bench_board cur;         /* the board on the slot now (a swap replaces it) */
     struct sim_board *model;
 
     /* Flash: the state file, mapped shared so it is always current on disk. */
@@ -63,21 +66,22 @@ struct io_board {
     /* Pseudo-terminal. We keep a slave fd open ourselves so the master never sees EIO/hangup
      * when a client closes the port, and clients may close and reopen it any number of times. */
     int master_fd, slave_fd;
-    uv_poll_t poll;
+    uv_poll_t *poll; /* handles on the heap: an old one may still be closing after a replug */
     int poll_init;
     char pty_path[64];
     char port_path[PATH_MAX]; /* symlink DIR/ttySIM<i> -> pty_path */
     int port_linked;
 
     /* Reset channel: DIR/ttySIM<i>.ctl, text lines "DTR=1 RTS=0". */
-    uv_pipe_t ctl_server;
+    uv_pipe_t *ctl_server;
     int ctl_init;
     char ctl_path[PATH_MAX];
     struct io_ctl_client *ctl_clients;
     int dtr, rts;
+    int btn_boot, btn_en; /* the buttons as the last boot/en commands left them */
 
     /* Optional TCP port, one client at a time (a new connection replaces the old). */
-    uv_tcp_t tcp_server;
+    uv_tcp_t *tcp_server;
     int tcp_init;
     int tcp_port;
     uv_tcp_t *tcp_client;
@@ -92,7 +96,15 @@ struct io_board {
     uint64_t timer_ns;
     int unplugged;
     uint64_t tx_dropped; /* bytes nobody could take (pty buffer full, no port) */
+
+    /* --auto-swap (io_autoswap.c). */
+    uv_timer_t swap_timer;
+    int swap_timer_init;
+    int swap_state; /* AUTOSWAP_* */
+    unsigned swaps; /* boards this slot has been given */
 };
+
+struct io_cmd_client; /* a connection to DIR/espsim.sock (io_cmd_chan.c) */
 
 struct io_sim {
     uv_loop_t loop;
@@ -114,12 +126,27 @@ struct io_sim {
     } in;
     int in_init;
     int stopping;
+
+    /* Control commands (io_cmd.c, io_cmd_chan.c). */
+    char in_line[256]; /* the stdin line being read */
+    size_t in_len;
+    int in_overflow;
+    uv_pipe_t *cmd_server; /* DIR/espsim.sock */
+    char cmd_path[PATH_MAX];
+    struct io_cmd_client *cmd_clients;
+    unsigned boards_swapped_in; /* numbers the new boards' MACs (bench_board_finish) */
+    uint64_t autoswap_rng;
 };
 
 /* io_sim.c: create everything (dir, flash files, ports, sockets, boards), print the JSON lines,
  * run the loop until SIGINT/SIGTERM (or stdin EOF with --exit-on-eof), then close everything.
  * Returns 0 on a clean run, or a negative code with err filled when start-up failed. */
 int io_sim_run(const struct bench_options *opts, struct es_err *err);
+
+/* Stops the simulator: starts closing every handle; the loop ends once they are closed. */
+void io_sim_stop(struct io_sim *sim);
+/* A model for the board on b (b->spec), with the shell's ops. NULL with err filled on failure. */
+struct sim_board *io_board_model_new(struct io_board *b, struct es_err *err);
 
 /* io_board.c */
 /* The board's current time in ns (board time = real time / scale; never before floor_ns). */
@@ -153,6 +180,30 @@ void io_pty_close(struct io_board *b);
 int io_tcp_start(struct io_board *b, int port, struct es_err *err);
 void io_tcp_write(struct io_board *b, const uint8_t *bytes, size_t n);
 void io_tcp_close(struct io_board *b);
+
+/* io_cmd.c: runs one command line; returns the JSON reply (one line, no newline; malloc'd; NULL
+ * only when out of memory). */
+char *io_cmd_run(struct io_sim *sim, const char *line);
+/* The board actions behind the commands, also used by --auto-swap. Each returns 0, or -1 with a
+ * reason in err. */
+int io_cmd_unplug(struct io_board *b, struct es_err *err);
+int io_cmd_plug(struct io_board *b, struct es_err *err);
+/* Replaces the board on b with `next` (the spec fully finished). keep_flash leaves the flash
+ * contents; otherwise it is blank (0xFF). Powers it on if the slot is plugged. */
+int io_cmd_swap(struct io_board *b, const struct bench_board *next, int keep_flash,
+                struct es_err *err);
+/* Prints one JSON object as a line on stdout and flushes. Frees obj. */
+int io_print_json(void *json_obj);
+
+/* io_cmd_chan.c: stdin (with --commands or --exit-on-eof) and DIR/espsim.sock. */
+int io_cmd_chan_start(struct io_sim *sim, struct es_err *err);
+void io_cmd_chan_close(struct io_sim *sim);
+
+/* io_autoswap.c: --auto-swap. */
+void io_autoswap_init(struct io_board *b);
+/* Called after each model event: arms the swap once the board runs its app. */
+void io_autoswap_check(struct io_board *b);
+void io_autoswap_close(struct io_board *b);
 
 /* io_ctl.c */
 int io_ctl_start(struct io_board *b, struct es_err *err);

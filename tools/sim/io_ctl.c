@@ -119,7 +119,7 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    struct io_board *b = IO_CONTAINER_OF(server, struct io_board, ctl_server);
+    struct io_board *b = server->data;
     struct io_ctl_client *c;
 
     if (status < 0)
@@ -144,11 +144,17 @@ int io_ctl_start(struct io_board *b, struct es_err *err)
 
     if (unlink(b->ctl_path) < 0 && errno != ENOENT)
         return es_fail(err, ES_IO, "slot %d: unlink %s: %s", b->slot, b->ctl_path, strerror(errno));
-    uv_pipe_init(&b->sim->loop, &b->ctl_server, 0);
+    /* On the heap: after an unplug the old server may still be closing when plug makes the new
+     * one. */
+    b->ctl_server = malloc(sizeof(*b->ctl_server));
+    if (b->ctl_server == NULL)
+        return es_fail(err, ES_NOMEM, "slot %d: out of memory for the control socket", b->slot);
+    uv_pipe_init(&b->sim->loop, b->ctl_server, 0);
+    b->ctl_server->data = b;
     b->ctl_init = 1;
-    rc = uv_pipe_bind(&b->ctl_server, b->ctl_path);
+    rc = uv_pipe_bind(b->ctl_server, b->ctl_path);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&b->ctl_server, 8, on_connection);
+        rc = uv_listen((uv_stream_t *)b->ctl_server, 8, on_connection);
     if (rc < 0)
         return es_fail(err, ES_IO, "slot %d: control socket %s: %s", b->slot, b->ctl_path,
                        uv_strerror(rc));
@@ -160,7 +166,8 @@ void io_ctl_close(struct io_board *b)
     while (b->ctl_clients != NULL)
         drop_client(b->ctl_clients);
     if (b->ctl_init) {
-        uv_close((uv_handle_t *)&b->ctl_server, NULL);
+        uv_close((uv_handle_t *)b->ctl_server, on_client_closed); /* frees it */
+        b->ctl_server = NULL;
         b->ctl_init = 0;
         unlink(b->ctl_path);
     }

@@ -73,7 +73,7 @@ int io_pty_open(struct io_board *b, struct es_err *err)
 
 static void on_pty_readable(uv_poll_t *p, int status, int events)
 {
-    struct io_board *b = IO_CONTAINER_OF(p, struct io_board, poll);
+    struct io_board *b = p->data;
     uint8_t buf[4096];
     uint32_t baud;
 
@@ -108,14 +108,29 @@ static void on_pty_readable(uv_poll_t *p, int status, int events)
     }
 }
 
+static void on_poll_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
 int io_pty_start(struct io_board *b, struct es_err *err)
 {
-    int rc = uv_poll_init(&b->sim->loop, &b->poll, b->master_fd);
+    int rc;
 
-    if (rc < 0)
+    /* On the heap: after an unplug the old handle may still be closing when plug opens a new
+     * pty. */
+    b->poll = malloc(sizeof(*b->poll));
+    if (b->poll == NULL)
+        return es_fail(err, ES_NOMEM, "slot %d: out of memory for the pty poll", b->slot);
+    rc = uv_poll_init(&b->sim->loop, b->poll, b->master_fd);
+    if (rc < 0) {
+        free(b->poll);
+        b->poll = NULL;
         return es_fail(err, ES_IO, "slot %d: uv_poll_init: %s", b->slot, uv_strerror(rc));
+    }
+    b->poll->data = b;
     b->poll_init = 1;
-    rc = uv_poll_start(&b->poll, UV_READABLE, on_pty_readable);
+    rc = uv_poll_start(b->poll, UV_READABLE, on_pty_readable);
     if (rc < 0)
         return es_fail(err, ES_IO, "slot %d: uv_poll_start: %s", b->slot, uv_strerror(rc));
     return 0;
@@ -147,7 +162,8 @@ void io_pty_close(struct io_board *b)
         b->port_linked = 0;
     }
     if (b->poll_init) {
-        uv_close((uv_handle_t *)&b->poll, NULL); /* stops polling before the fd goes */
+        uv_close((uv_handle_t *)b->poll, on_poll_closed); /* stops polling before the fd goes */
+        b->poll = NULL;
         b->poll_init = 0;
     }
     if (b->master_fd >= 0) {

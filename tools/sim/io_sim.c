@@ -107,14 +107,36 @@ static int path_in(char *out, size_t cap, const char *dir, const char *prefix, i
     return snprintf(out, cap, "%s/%s%d%s", dir, prefix, slot, suffix) < (int)cap ? 0 : -1;
 }
 
-static int board_open(struct io_sim *sim, struct io_board *b, int slot, struct es_err *err)
+struct sim_board *io_board_model_new(struct io_board *b, struct es_err *err)
 {
     struct sim_board_cfg cfg;
+    struct sim_board *model;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.slot = b->slot;
+    cfg.chip = b->spec->chip;
+    memcpy(cfg.mac, b->spec->mac, sizeof(cfg.mac));
+    cfg.flash_id = b->spec->flash_id;
+    cfg.flash = b->flash;
+    cfg.flash_size = b->spec->flash_size;
+    cfg.faults = b->spec->faults;
+    cfg.stubs = b->sim->stubs;
+    cfg.seed = b->spec->seed;
+    cfg.no_autoreset = b->spec->no_autoreset;
+    model = sim_board_new(&cfg, &io_board_ops, b, err);
+    if (model == NULL)
+        es_err_prefix(err, "slot %d", b->slot);
+    return model;
+}
+
+static int board_open(struct io_sim *sim, struct io_board *b, int slot, struct es_err *err)
+{
     int rc;
 
     b->sim = sim;
     b->slot = slot;
-    b->spec = &sim->opts->boards[slot];
+    b->cur = sim->opts->boards[slot];
+    b->spec = &b->cur;
     b->flash_fd = b->master_fd = b->slave_fd = -1;
     if (path_in(b->port_path, sizeof(b->port_path), sim->dir, "ttySIM", slot, "") < 0 ||
         path_in(b->ctl_path, IO_SUN_PATH_MAX, sim->dir, "ttySIM", slot, ".ctl") < 0)
@@ -138,25 +160,13 @@ static int board_open(struct io_sim *sim, struct io_board *b, int slot, struct e
         return rc;
     uv_timer_init(&sim->loop, &b->wake);
     b->wake_init = 1;
-
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.slot = slot;
-    cfg.chip = b->spec->chip;
-    memcpy(cfg.mac, b->spec->mac, sizeof(cfg.mac));
-    cfg.flash_id = b->spec->flash_id;
-    cfg.flash = b->flash;
-    cfg.flash_size = b->spec->flash_size;
-    cfg.faults = b->spec->faults;
-    cfg.stubs = sim->stubs;
-    cfg.seed = b->spec->seed;
-    b->model = sim_board_new(&cfg, &io_board_ops, b, err);
-    if (b->model == NULL)
-        return es_err_prefix(err, "slot %d", slot);
-    return 0;
+    b->model = io_board_model_new(b, err);
+    return b->model == NULL ? -1 : 0;
 }
 
-static int print_json(json_t *obj)
+int io_print_json(void *json_obj)
 {
+    json_t *obj = json_obj;
     char *s = json_dumps(obj, JSON_COMPACT);
 
     json_decref(obj);
@@ -190,11 +200,10 @@ static void announce_board(const struct io_board *b)
     json_object_set_new(o, "flash_id", json_string(id));
     json_object_set_new(o, "flash_size", json_integer(s->flash_size));
     json_object_set_new(o, "flash", json_string(b->flash_path));
-    print_json(o);
+    io_print_json(o);
 }
 
-/* Starts closing every handle; the loop ends once their close callbacks have run. */
-static void sim_stop(struct io_sim *sim)
+void io_sim_stop(struct io_sim *sim)
 {
     int i;
 
@@ -219,10 +228,7 @@ static void sim_stop(struct io_sim *sim)
         uv_close((uv_handle_t *)&sim->sigterm, NULL);
         sim->signals_init = 0;
     }
-    if (sim->in_init) {
-        uv_close((uv_handle_t *)&sim->in, NULL);
-        sim->in_init = 0;
-    }
+    io_cmd_chan_close(sim);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -230,50 +236,7 @@ static void on_signal(uv_signal_t *s, int signum)
     struct io_sim *sim = s->data;
 
     (void)signum;
-    sim_stop(sim);
-}
-
-static void on_stdin_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    static char scratch[256];
-
-    (void)h;
-    (void)suggested;
-    buf->base = scratch;
-    buf->len = sizeof(scratch);
-}
-
-static void on_stdin_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    (void)buf;
-    if (n < 0) /* UV_EOF, or the parent's end is gone */
-        sim_stop(s->data);
-}
-
-/* --exit-on-eof: watch stdin; a file or /dev/null is at EOF already. */
-static int watch_stdin(struct io_sim *sim, struct es_err *err)
-{
-    uv_handle_type t = uv_guess_handle(0);
-    int rc;
-
-    if (t == UV_NAMED_PIPE) {
-        rc = uv_pipe_init(&sim->loop, &sim->in.pipe, 0);
-        if (rc == 0)
-            rc = uv_pipe_open(&sim->in.pipe, 0);
-    } else if (t == UV_TTY) {
-        rc = uv_tty_init(&sim->loop, &sim->in.tty, 0, 0);
-    } else {
-        sim_stop(sim);
-        return 0;
-    }
-    if (rc < 0)
-        return es_fail(err, ES_IO, "--exit-on-eof: cannot watch stdin: %s", uv_strerror(rc));
-    sim->in_init = 1;
-    sim->in.pipe.data = sim;
-    rc = uv_read_start((uv_stream_t *)&sim->in, on_stdin_alloc, on_stdin_read);
-    if (rc < 0)
-        return es_fail(err, ES_IO, "--exit-on-eof: cannot read stdin: %s", uv_strerror(rc));
-    return 0;
+    io_sim_stop(sim);
 }
 
 static int load_stubs(struct io_sim *sim, struct es_err *err)
@@ -395,6 +358,8 @@ int io_sim_run(const struct bench_options *opts, struct es_err *err)
         uv_signal_start(&sim->sigint, on_signal, SIGINT);
         uv_signal_start(&sim->sigterm, on_signal, SIGTERM);
     }
+    if (rc == 0)
+        rc = io_cmd_chan_start(sim, err);
     if (rc < 0)
         goto out_close;
 
@@ -409,15 +374,14 @@ int io_sim_run(const struct bench_options *opts, struct es_err *err)
         json_object_set_new(ready, "ready", json_true());
         json_object_set_new(ready, "boards", json_integer(sim->n_boards));
         json_object_set_new(ready, "dir", json_string(sim->dir));
-        print_json(ready);
+        json_object_set_new(ready, "sock", json_string(sim->cmd_path));
+        io_print_json(ready);
     }
-    if (opts->exit_on_eof)
-        rc = watch_stdin(sim, err);
     if (rc == 0)
         uv_run(&sim->loop, UV_RUN_DEFAULT);
 
 out_close:
-    sim_stop(sim);
+    io_sim_stop(sim);
     uv_run(&sim->loop, UV_RUN_DEFAULT);
     if (rc == 0)
         print_summary(sim);

@@ -50,7 +50,7 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    struct io_board *b = IO_CONTAINER_OF(server, struct io_board, tcp_server);
+    struct io_board *b = server->data;
     uv_tcp_t *c;
     int rc;
 
@@ -84,16 +84,22 @@ int io_tcp_start(struct io_board *b, int port, struct es_err *err)
     struct sockaddr_storage got;
     int rc, len = (int)sizeof(got);
 
-    uv_tcp_init(&b->sim->loop, &b->tcp_server);
+    /* On the heap: after an unplug the old listener may still be closing when plug makes the
+     * new one. */
+    b->tcp_server = malloc(sizeof(*b->tcp_server));
+    if (b->tcp_server == NULL)
+        return es_fail(err, ES_NOMEM, "slot %d: out of memory for the TCP listener", b->slot);
+    uv_tcp_init(&b->sim->loop, b->tcp_server);
+    b->tcp_server->data = b;
     b->tcp_init = 1;
     uv_ip4_addr("127.0.0.1", port, &addr);
-    rc = uv_tcp_bind(&b->tcp_server, (const struct sockaddr *)&addr, 0);
+    rc = uv_tcp_bind(b->tcp_server, (const struct sockaddr *)&addr, 0);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&b->tcp_server, 4, on_connection);
+        rc = uv_listen((uv_stream_t *)b->tcp_server, 4, on_connection);
     if (rc < 0)
         return es_fail(err, ES_IO, "slot %d: listen on 127.0.0.1:%d: %s; pick another --tcp base",
                        b->slot, port, uv_strerror(rc));
-    rc = uv_tcp_getsockname(&b->tcp_server, (struct sockaddr *)&got, &len);
+    rc = uv_tcp_getsockname(b->tcp_server, (struct sockaddr *)&got, &len);
     if (rc < 0)
         return es_fail(err, ES_IO, "slot %d: getsockname: %s", b->slot, uv_strerror(rc));
     b->tcp_port = ntohs(((struct sockaddr_in *)&got)->sin_port);
@@ -135,7 +141,8 @@ void io_tcp_close(struct io_board *b)
 {
     drop_client(b);
     if (b->tcp_init) {
-        uv_close((uv_handle_t *)&b->tcp_server, NULL);
+        uv_close((uv_handle_t *)b->tcp_server, on_client_closed); /* frees it */
+        b->tcp_server = NULL;
         b->tcp_init = 0;
     }
 }

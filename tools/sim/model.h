@@ -24,6 +24,10 @@
 #define SIM_T_CHIP_ERASE_MIB_NS (2500ull * 1000000) /* stub ERASE_FLASH, per MiB of flash */
 #define SIM_T_STUB_START_NS     (10ull * 1000000)   /* MEM_END reply -> "OHAI" */
 #define SIM_T_APP_START_NS      (50ull * 1000000)   /* flash boot log -> application line */
+#define SIM_T_BOOT_LOOP_NS      (1000ull * 1000000) /* fault boot-loop: boot to boot */
+
+#define SIM_APP_BAUD         115200  /* the application's console (MicroPython's REPL) */
+#define SIM_ESP32_APP_OFFSET 0x10000 /* an ESP-IDF app after the bootloader (§9.3) */
 
 /* Facts about one simulated chip, as data (style.md §6). */
 struct sim_chip_desc {
@@ -137,7 +141,8 @@ struct sim_board {
     int dtr, rts;
     int en_high;          /* EN as the circuit drives it now */
     uint64_t filter_end;  /* when EN has been high long enough; 0 = no release pending */
-    int powered;          /* sim_board_start() was called */
+    int powered;          /* sim_board_start() or sim_board_power_on() was called */
+    int btn_boot, btn_en; /* the BOOT and EN buttons are pressed */
     int boot_download;    /* power-on boot goes to download mode regardless of GPIO0 */
     unsigned reset_count; /* resets since power-on (rst cause in the boot text) */
 
@@ -192,6 +197,13 @@ struct sim_board {
         struct sim_md5 md5;
     } rd;
 
+    /* The application (app_model.c). */
+    int app_repl;       /* answers REPL lines */
+    char app_line[128]; /* the REPL line being typed */
+    size_t app_line_len;
+    int app_cr;             /* the last byte was '\r' (a '\n' after it is not a second line) */
+    uint64_t app_reboot_at; /* fault boot-loop: when the crash restarts the chip; 0 = never */
+
     uint64_t rng;
     uint64_t frames_in, frames_out;
 };
@@ -224,8 +236,21 @@ int sim_inflate_data(struct sim_board *b, const uint8_t *in, uint32_t n, int jit
 void sim_write_close(struct sim_write *w);
 /* Erase cost of n sectors. */
 uint64_t sim_erase_cost(uint32_t sectors);
-/* Boots from flash now (flash-boot log, then the application or the ROM's complaint). */
+/* Drops output not yet handed to the shell (a reset or power loss). */
+void sim_drop_output(struct sim_board *b);
+
+/* app_model.c: booting and the application. */
+/* Download-mode boot text; `why` is the reset cause as the ROM prints it. */
+void sim_boot_download(struct sim_board *b, uint64_t at_ns, const char *why);
+/* Boots from flash now (flash-boot log, then the application or the ROM's complaint); soft: no
+ * ROM reset text (a jump from the loader). */
 void sim_flash_boot(struct sim_board *b, uint64_t at_ns, int soft);
+/* The application stops (reset, power loss, download mode). */
+void sim_app_stop(struct sim_board *b);
+/* Bytes from the host while the application runs (its REPL). */
+void sim_app_rx(struct sim_board *b, const uint8_t *bytes, size_t n);
+/* The model's timer fired: a boot-loop crash reboots when its time has come. */
+void sim_app_on_timer(struct sim_board *b);
 /* Soft reboot into the ROM loader (straps are not re-sampled: download mode again). */
 void sim_soft_reboot(struct sim_board *b, uint64_t at_ns);
 /* Jumps to the uploaded RAM code at entry: the stub if it matches, else silence. */
