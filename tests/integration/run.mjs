@@ -35,6 +35,8 @@
 //                on SLOT:WHAT[:N] ACTION    when espstation's Nth (default 1st) line for slot
 //                                           SLOT says WHAT: a --lines "what" (pass, fail, slot,
 //                                           already_flashed...) or a phase name (write, done...)
+//                each SLOT|*:WHAT ACTION    on every such line (of any slot with *); @slot in
+//                                           ACTION is the line's slot; must happen at least once
 //              ACTION: sim COMMAND...  an espsim control command on its stdin (unplug 0,
 //                                      swap 1 mac=..., plug 0; @mac(N) is board N's first
 //                                      MAC); a reply that is not ok fails the case
@@ -118,7 +120,9 @@ function eventError(words) {
     if (!/^\d+(\.\d+)?$/.test(arg || "")) return `'at' needs seconds, got '${arg ?? ""}'`;
   } else if (when === "on") {
     if (!/^\d+:\w+(:\d+)?$/.test(arg || "")) return `'on' needs SLOT:WHAT[:N], got '${arg ?? ""}'`;
-  } else return `an event starts with 'before', 'at' or 'on', got '${when}'`;
+  } else if (when === "each") {
+    if (!/^(\d+|\*):\w+$/.test(arg || "")) return `'each' needs SLOT:WHAT or *:WHAT, got '${arg ?? ""}'`;
+  } else return `an event starts with 'before', 'at', 'on' or 'each', got '${when}'`;
   if (action[0] === "stop") return action.length === 1 ? null : "'stop' takes nothing";
   if (action[0] === "sim") return action.length > 1 ? null : "'sim' needs a command";
   return `the action is 'sim COMMAND...' or 'stop', got '${action.join(" ")}'`;
@@ -285,9 +289,9 @@ function eventDriver(lines, sim, log, check) {
     const [when, arg, kind, ...cmd] = words;
     const e = { line: l.trim(), when, kind, cmd: cmd.join(" "), done: false };
     if (when === "at") e.at = Number(arg) * 1000 * MULT;
-    else {
+    else if (when !== "before") {
       const [slot, what, n] = arg.split(":");
-      Object.assign(e, { slot: Number(slot), what, n: Number(n || 1), seen: 0 });
+      Object.assign(e, { slot: slot === "*" ? -1 : Number(slot), what, n: Number(n || 1), seen: 0 });
     }
     return e;
   });
@@ -304,16 +308,18 @@ function eventDriver(lines, sim, log, check) {
         } catch { /* a partial line: the log has it whole */ }
       }
     });
-  const fire = (e) => {
-    if (e.done) return;
+  let sent = 0, stopped = false;
+  const fire = (e, slot) => {
+    if ((e.done && e.when !== "each") || (stopped && e.kind !== "stop")) return;
     e.done = true;
-    log.line("runner", "out", `event: ${e.line}`);
+    log.line("runner", "out", `event: ${e.line}${slot === undefined ? "" : ` (slot ${slot})`}`);
     if (e.kind === "stop") {
       if (station) station.child.kill("SIGINT");
+      stopped = true;
     } else if (sim.child === null) check(false, `[events] '${e.line}': no espsim runs`);
     else {
-      e.sent = true;
-      sim.child.stdin.write(e.cmd + "\n");
+      sent++;
+      sim.child.stdin.write(e.cmd.replace(/@slot/g, String(slot)) + "\n");
     }
   };
   return {
@@ -334,14 +340,19 @@ function eventDriver(lines, sim, log, check) {
       const m = line.match(/^\S+ slot (\d+) \S+: (\w+): (.*)$/);
       if (!m) return;
       for (const e of events) {
-        if (e.when !== "on" || e.done || e.slot !== Number(m[1])) continue;
-        if (m[2] === e.what || (m[2] === "phase" && m[3] === e.what)) if (++e.seen === e.n) fire(e);
+        if (!(e.when === "on" && !e.done) && e.when !== "each") continue;
+        if (e.slot !== -1 && e.slot !== Number(m[1])) continue;
+        if (m[2] !== e.what && !(m[2] === "phase" && m[3] === e.what)) continue;
+        if (e.when === "each") fire(e, Number(m[1]));
+        else if (++e.seen === e.n) fire(e);
       }
     },
-    finish() {
+    async finish() {
       for (const t of timers) clearTimeout(t);
+      // Commands sent just before the station ended are answered a moment later.
+      const until = Date.now() + 5000 * MULT;
+      while (replies.length < sent && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
       for (const e of events) check(e.done, `[events] '${e.line}' never happened`);
-      const sent = events.filter((e) => e.sent).length;
       check(replies.length === sent, `espsim answered ${replies.length} of ${sent} commands`);
       for (const r of replies) check(r.ok === true, `espsim refused a command: ${JSON.stringify(r)}`);
     },
@@ -609,7 +620,7 @@ async function runCase(file, dir, log) {
     firstPid = first.pid;
     driver.start(first);
     stations[0].result = await first.done;
-    driver.finish();
+    await driver.finish();
     if (run.second) {
       check(second !== null, `no board reached ${run.second}: the second station never ran`);
       if (second !== null) stations[1].result = await second.done;
