@@ -25,7 +25,8 @@
 #include "es/ui.h"
 #include "station_internal.h"
 
-#define UI_REDRAW_MS 100
+#define UI_REDRAW_MS         100
+#define JOURNAL_ROTATE_BYTES (64LL << 20)
 
 /* ---- Session events, passed on to the journal and the operator ---- */
 
@@ -505,6 +506,9 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
         goto out_sim;
     }
     station_writer_init(&st.writer, &st.loop);
+    /* A line runs for days: its journal is closed off in files of JOURNAL_ROTATE_BYTES. */
+    if (cfg->continuous)
+        st.log.rotate_bytes = JOURNAL_ROTATE_BYTES;
 
     event_log_run_start(&st.log, cfg->profiles[0]->name, n_ports,
                         cfg->mode == SESSION_VERIFY ? "verify" : "flash");

@@ -25,6 +25,7 @@ struct report_job {
 struct sync_job {
     struct station_job job;
     struct slot *slot;
+    struct event_log_sync_req req; /* taken on the loop thread: rotation changes the fd */
     int rc;
     struct es_err err;
 };
@@ -63,7 +64,7 @@ static void on_sync_work(struct station_job *job)
 {
     struct sync_job *j = container_of(job, struct sync_job, job);
 
-    j->rc = event_log_sync(&j->slot->st->log, &j->err);
+    j->rc = event_log_sync_run(&j->req, &j->err);
 }
 
 /* The board's report and its "done" line are durable: only now is it told and counted. */
@@ -132,6 +133,7 @@ static void on_report_done(struct station_job *job)
         return;
     }
     sync->slot = slot;
+    event_log_sync_take(&st->log, &sync->req);
     sync->job.work = on_sync_work;
     sync->job.done = on_sync_done;
     station_writer_submit(&st->writer, &sync->job);
