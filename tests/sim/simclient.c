@@ -120,6 +120,7 @@ int sc_sim_start(struct sc_sim *s, const char *espsim, const char *const *args)
             int boards = (int)json_integer_value(json_object_get(o, "boards"));
 
             copy_str(s->dir, sizeof(s->dir), json_object_get(o, "dir"));
+            copy_str(s->sock, sizeof(s->sock), json_object_get(o, "sock"));
             json_decref(o);
             return boards == s->n_boards ? 0 : -1;
         }
@@ -544,4 +545,31 @@ int sc_reset_download(const char *ctl_path, int hold_ms, int boot_ms)
 out:
     close(fd);
     return rc;
+}
+
+int sc_sim_cmd(const char *sock_path, const char *line, char *reply, size_t cap)
+{
+    struct sockaddr_un addr;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = -1;
+    size_t n = strlen(line);
+
+    if (fd < 0)
+        return -1;
+    memset(&addr, 0, sizeof(addr));
+    addr.sun_family = AF_UNIX;
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock_path);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+        write(fd, line, n) == (ssize_t)n && write(fd, "\n", 1) == 1)
+        rc = read_line(fd, reply, cap, sc_now_ms() + 10000);
+    close(fd);
+    return rc;
+}
+
+int sc_sim_cmd_stdin(struct sc_sim *s, const char *line, char *reply, size_t cap)
+{
+    size_t n = strlen(line);
+
+    if (write(s->stdin_fd, line, n) != (ssize_t)n || write(s->stdin_fd, "\n", 1) != 1)
+        return -1;
+    return read_line(s->out_fd, reply, cap, sc_now_ms() + 10000);
 }

@@ -36,6 +36,7 @@ struct sc_sim {
     int out_fd;   /* espsim's stdout */
     int stdin_fd; /* write end of espsim's stdin (for --exit-on-eof) */
     char dir[PATH_MAX];
+    char sock[PATH_MAX]; /* DIR/espsim.sock, the control commands' socket */
     int n_boards;
     struct sc_board boards[SC_MAX_BOARDS];
 };
@@ -120,6 +121,12 @@ int sc_ctl_open(const char *ctl_path);
 int sc_ctl_write(int fd, const char *line);
 /* Classic reset into download mode (§5.2) over the control socket, sleeping hold_ms / boot_ms in
  * real time between the steps. */
+/* Sends one control command ("unplug 0", "status") on a connection of its own to espsim's
+ * command socket and reads the one-line JSON reply into reply. Returns 0, or -1. */
+int sc_sim_cmd(const char *sock_path, const char *line, char *reply, size_t cap);
+/* The same through espsim's stdin (--commands or --exit-on-eof); the reply comes on stdout. */
+int sc_sim_cmd_stdin(struct sc_sim *s, const char *line, char *reply, size_t cap);
+
 int sc_reset_download(const char *ctl_path, int hold_ms, int boot_ms);
 
 void sc_sleep_ms(int ms);

@@ -6,7 +6,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -185,6 +188,27 @@ static uint32_t read_reg(enum slot s, uint32_t addr)
 
     es_put_le32(p, addr);
     assert_int_equal(cmd(s, 0x0A, p, 4, 0, &rep), 1);
+    assert_int_equal(rep.status, 0);
+    return rep.value;
+}
+
+/* The same for boards outside the main bench: status_len given. */
+static int open_port_at(const char *port)
+{
+    int fd = sc_port_open(port, 115200);
+
+    assert_true(fd >= 0);
+    sc_reader_init(&reader, fd);
+    return fd;
+}
+
+static uint32_t read_reg_at(size_t status_bytes, uint32_t addr)
+{
+    uint8_t p[4];
+    struct sc_reply rep;
+
+    es_put_le32(p, addr);
+    assert_int_equal(sc_command(&reader, 0x0A, p, 4, 0, status_bytes, WAIT_MS, &rep, rbuf), 1);
     assert_int_equal(rep.status, 0);
     return rep.value;
 }
@@ -741,6 +765,264 @@ static void test_bad_arguments(void **state)
     expect_usage_error((const char *[]){"--bench", "/nonexistent/bench.txt", NULL}, "--bench");
 }
 
+/* ---- the control interface: a bench of its own ---------------------------------------------- */
+
+enum ctl_slot { C_JIG, C_MANUAL, C_PLUG, C_COUNT };
+
+static struct sc_sim csim;
+
+static int ctl_setup(void **state)
+{
+    const char *verbose = getenv("ESPSIM_TEST_VERBOSE") != NULL ? "-v" : NULL;
+    const char *args[] = {"--board",    "esp32",  "--board", "esp8266,autoreset=no", "--board",
+                          "esp8266",    "--seed", "9",       "--time-scale",         SCALE,
+                          "--commands", verbose,  NULL};
+
+    (void)state;
+    return sc_sim_start(&csim, ESPSIM_PATH, args);
+}
+
+static int ctl_teardown(void **state)
+{
+    (void)state;
+    return sc_sim_stop(&csim, 10000) == 0 ? 0 : -1;
+}
+
+/* Sends a command on the socket and returns its reply, checking "ok" is as expected. */
+static json_t *command(const char *line, int ok)
+{
+    char reply[4096];
+    json_error_t jerr;
+    json_t *o;
+
+    assert_int_equal(sc_sim_cmd(csim.sock, line, reply, sizeof(reply)), 0);
+    o = json_loads(reply, 0, &jerr);
+    assert_non_null(o);
+    assert_int_equal(json_is_true(json_object_get(o, "ok")), ok);
+    if (!ok)
+        assert_non_null(json_string_value(json_object_get(o, "error")));
+    return o;
+}
+
+static const char *field(json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+
+    assert_non_null(v);
+    return v;
+}
+
+/* The one slot of "status N". */
+static json_t *slot_status(int slot)
+{
+    char line[32];
+    json_t *o, *slots, *one;
+
+    snprintf(line, sizeof(line), "status %d", slot);
+    o = command(line, 1);
+    slots = json_object_get(o, "slots");
+    assert_int_equal(json_array_size(slots), 1);
+    one = json_incref(json_array_get(slots, 0));
+    json_decref(o);
+    assert_int_equal(json_integer_value(json_object_get(one, "slot")), slot);
+    return one;
+}
+
+/* An inotify event on csim.dir for name within ms; mask of the event, or 0. */
+static uint32_t wait_dir_event(int ifd, const char *name, uint32_t want, int ms)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int64_t deadline = sc_now_ms() + ms;
+
+    while (sc_now_ms() < deadline) {
+        struct pollfd p = {ifd, POLLIN, 0};
+        ssize_t n;
+
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        n = read(ifd, buf, sizeof(buf));
+        for (ssize_t off = 0; n > 0 && off < n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
+
+            if ((ev->mask & want) && ev->len > 0 && strcmp(ev->name, name) == 0)
+                return ev->mask & want;
+            off += (ssize_t)(sizeof(*ev) + ev->len);
+        }
+    }
+    return 0;
+}
+
+static void test_ctl_unplug_plug(void **state)
+{
+    const struct sc_board *b = &csim.boards[C_PLUG];
+    struct stat st;
+    json_t *o;
+    int fd, ifd, r;
+    char c;
+
+    (void)state;
+    ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    assert_true(ifd >= 0);
+    assert_true(inotify_add_watch(ifd, csim.dir, IN_CREATE | IN_DELETE) >= 0);
+    fd = open_port_at(b->port);
+    expect_sync(8);
+
+    /* Unplugged: the node goes, and the open port hangs up. */
+    o = command("unplug 2", 1);
+    assert_false(json_is_true(json_object_get(o, "plugged")));
+    assert_string_equal(field(o, "mode"), "off");
+    json_decref(o);
+    assert_int_equal(lstat(b->port, &st), -1);
+    assert_int_equal(lstat(b->ctl, &st), -1);
+    assert_int_equal(wait_dir_event(ifd, "ttySIM2", IN_DELETE, WAIT_MS), IN_DELETE);
+    {
+        struct pollfd p = {fd, POLLIN, 0};
+
+        assert_int_equal(poll(&p, 1, WAIT_MS), 1);
+        assert_true(p.revents & (POLLHUP | POLLERR));
+    }
+    r = (int)read(fd, &c, 1);
+    assert_true(r == 0 || (r < 0 && errno == EIO));
+    close(fd);
+    o = slot_status(C_PLUG);
+    assert_false(json_is_true(json_object_get(o, "plugged")));
+    json_decref(o);
+    json_decref(command("unplug 2", 0)); /* twice is an error */
+
+    /* Plugged back: a new node at the same path (IN_CREATE), the same board, usable again. */
+    o = command("plug 2", 1);
+    assert_true(json_is_true(json_object_get(o, "plugged")));
+    assert_string_equal(field(o, "mac"), b->mac);
+    assert_true(strncmp(field(o, "pty"), "/dev/pts/", 9) == 0);
+    json_decref(o);
+    assert_int_equal(wait_dir_event(ifd, "ttySIM2", IN_CREATE, WAIT_MS), IN_CREATE);
+    assert_int_equal(lstat(b->port, &st), 0);
+    assert_int_equal(lstat(b->ctl, &st), 0);
+    json_decref(command("plug 2", 0));
+    fd = open_port_at(b->port);
+    /* Powered on without BOOT held it booted its (blank) flash; the reset lines still work. */
+    assert_int_equal(sc_reset_download(b->ctl, 100, 50), 0);
+    expect_sync(8);
+    assert_int_equal(read_reg_at(2, REG_MAGIC), MAGIC_8266);
+    close(fd);
+    close(ifd);
+}
+
+/* The ESP32's MAC as the eFuse words hold it (§7.1): word 1 = mac[2..5], word 2 low = mac[0..1]. */
+static void expect_esp32_mac(const char *mac)
+{
+    unsigned m[6];
+
+    assert_int_equal(sscanf(mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]), 6);
+    assert_int_equal(read_reg_at(4, 0x3FF5A004), m[2] << 24 | m[3] << 16 | m[4] << 8 | m[5]);
+    assert_int_equal(read_reg_at(4, 0x3FF5A008) & 0xFFFF, m[0] << 8 | m[1]);
+}
+
+static void test_ctl_swap(void **state)
+{
+    const struct sc_board *b = &csim.boards[C_JIG];
+    char mac2[18];
+    uint8_t got[16], zeros[16] = {0};
+    json_t *o;
+    int fd, ffd;
+
+    (void)state;
+    fd = open_port_at(b->port);
+    expect_sync(8);
+    expect_esp32_mac(b->mac);
+
+    /* A new board on the jig: given MAC, the port stays open, the board power-cycled. */
+    o = command("swap 0 mac=24:0a:c4:aa:bb:cc", 1);
+    assert_string_equal(field(o, "mac"), "24:0a:c4:aa:bb:cc");
+    assert_true(json_is_true(json_object_get(o, "plugged")));
+    json_decref(o);
+    o = slot_status(C_JIG);
+    assert_string_equal(field(o, "mac"), "24:0a:c4:aa:bb:cc");
+    json_decref(o);
+    assert_int_equal(sc_reset_download(b->ctl, 100, 50), 0);
+    expect_sync(8);
+    expect_esp32_mac("24:0a:c4:aa:bb:cc");
+
+    /* flash=keep leaves the flash as it was; the default is a blank flash. */
+    ffd = open(b->flash, O_RDWR);
+    assert_true(ffd >= 0);
+    assert_int_equal(pwrite(ffd, zeros, sizeof(zeros), 0x1000), (ssize_t)sizeof(zeros));
+    json_decref(command("swap 0 flash=keep", 1));
+    assert_int_equal(pread(ffd, got, sizeof(got), 0x1000), (ssize_t)sizeof(got));
+    assert_memory_equal(got, zeros, sizeof(got));
+    /* Without mac= the MAC is new: neither the first board's nor the one given before. */
+    o = command("swap 0", 1);
+    snprintf(mac2, sizeof(mac2), "%s", field(o, "mac"));
+    json_decref(o);
+    assert_string_not_equal(mac2, b->mac);
+    assert_string_not_equal(mac2, "24:0a:c4:aa:bb:cc");
+    assert_int_equal(pread(ffd, got, sizeof(got), 0x1000), (ssize_t)sizeof(got));
+    assert_int_equal(got[0], 0xFF);
+    assert_int_equal(got[15], 0xFF);
+    close(ffd);
+    assert_int_equal(sc_reset_download(b->ctl, 100, 50), 0);
+    expect_sync(8);
+    expect_esp32_mac(mac2);
+    close(fd);
+
+    json_decref(command("swap 0 flash=maybe", 0));
+    json_decref(command("swap 0 mac=xyz", 0));
+    json_decref(command("swap 9", 0));
+}
+
+static void test_ctl_buttons(void **state)
+{
+    const struct sc_board *b = &csim.boards[C_MANUAL];
+    json_t *o;
+    int fd;
+
+    (void)state;
+    o = slot_status(C_MANUAL);
+    assert_false(json_is_true(json_object_get(o, "autoreset")));
+    assert_string_equal(field(o, "mode"), "dead"); /* booted its blank flash at power-on */
+    json_decref(o);
+    fd = open_port_at(b->port);
+    /* No auto-reset circuit: DTR/RTS do nothing. */
+    assert_int_equal(sc_reset_download(b->ctl, 100, 50), 0);
+    expect_sync(0);
+    /* Hold BOOT, tap EN, release BOOT: download mode. */
+    json_decref(command("boot 1 press", 1));
+    json_decref(command("en 1 press", 1));
+    sc_sleep_ms(20);
+    o = command("en 1 release", 1);
+    assert_true(json_is_true(json_object_get(o, "boot")));
+    json_decref(o);
+    sc_sleep_ms(50);
+    json_decref(command("boot 1 release", 1));
+    expect_sync(8);
+    o = slot_status(C_MANUAL);
+    assert_string_equal(field(o, "mode"), "rom");
+    json_decref(o);
+    json_decref(command("boot 1 push", 0));
+    close(fd);
+}
+
+static void test_ctl_stdin(void **state)
+{
+    char reply[4096];
+    json_error_t jerr;
+    json_t *o;
+
+    (void)state;
+    assert_int_equal(sc_sim_cmd_stdin(&csim, "status", reply, sizeof(reply)), 0);
+    o = json_loads(reply, 0, &jerr);
+    assert_non_null(o);
+    assert_true(json_is_true(json_object_get(o, "ok")));
+    assert_int_equal(json_array_size(json_object_get(o, "slots")), C_COUNT);
+    json_decref(o);
+    assert_int_equal(sc_sim_cmd_stdin(&csim, "frob 1", reply, sizeof(reply)), 0);
+    o = json_loads(reply, 0, &jerr);
+    assert_non_null(o);
+    assert_false(json_is_true(json_object_get(o, "ok")));
+    assert_non_null(strstr(json_string_value(json_object_get(o, "error")), "unknown command"));
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest bench_tests[] = {
@@ -765,6 +1047,12 @@ int main(void)
         cmocka_unit_test(test_tcp),
         cmocka_unit_test(test_state_kept),
     };
+    const struct CMUnitTest control_tests[] = {
+        cmocka_unit_test(test_ctl_unplug_plug),
+        cmocka_unit_test(test_ctl_swap),
+        cmocka_unit_test(test_ctl_buttons),
+        cmocka_unit_test(test_ctl_stdin),
+    };
     const struct CMUnitTest process_tests[] = {
         cmocka_unit_test(test_sigterm_removes_dir),
         cmocka_unit_test(test_exit_on_eof),
@@ -774,6 +1062,7 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     failed = cmocka_run_group_tests_name("espsim bench", bench_tests, group_setup, group_teardown);
+    failed += cmocka_run_group_tests_name("espsim control", control_tests, ctl_setup, ctl_teardown);
     failed += cmocka_run_group_tests_name("espsim process", process_tests, NULL, NULL);
     return failed;
 }

@@ -79,8 +79,11 @@ static void settle(struct fake *f)
     }
 }
 
-static struct fake *fake_new(enum sim_chip chip, const struct sim_faults *faults,
-                             const struct sim_stub_images *stubs)
+/* A board whose flash holds img at off before it powers on (img NULL: blank), with or without
+ * the auto-reset circuit. */
+static struct fake *fake_new_board(enum sim_chip chip, const struct sim_faults *faults,
+                                   const struct sim_stub_images *stubs, int no_autoreset,
+                                   const uint8_t *img, size_t img_len, uint32_t off)
 {
     struct fake *f = calloc(1, sizeof(*f));
     struct sim_board_cfg cfg;
@@ -90,6 +93,8 @@ static struct fake *fake_new(enum sim_chip chip, const struct sim_faults *faults
     f->flash = malloc(FLASH_SIZE);
     assert_non_null(f->flash);
     memset(f->flash, 0xFF, FLASH_SIZE);
+    if (img != NULL)
+        memcpy(f->flash + off, img, img_len);
     memset(&cfg, 0, sizeof(cfg));
     cfg.slot = 0;
     cfg.chip = chip;
@@ -105,13 +110,31 @@ static struct fake *fake_new(enum sim_chip chip, const struct sim_faults *faults
         cfg.faults = *faults;
     cfg.stubs = stubs;
     cfg.seed = 42;
+    cfg.no_autoreset = no_autoreset;
     f->host_baud = 115200;
     f->b = sim_board_new(&cfg, &fake_ops, f, &err);
     assert_non_null(f->b);
     f->now = 1000;
     sim_board_start(f->b, f->now);
-    settle(f);
+    if (!no_autoreset) {
+        settle(f);
+        return f;
+    }
+    /* A board booting its flash may never settle (fault boot-loop): give it 500 ms. */
+    while (f->timer_set && f->timer <= 500 * MS) {
+        f->timer_set = 0;
+        if (f->timer > f->now)
+            f->now = f->timer;
+        sim_board_on_timer(f->b, f->now);
+    }
+    f->now = 500 * MS;
     return f;
+}
+
+static struct fake *fake_new(enum sim_chip chip, const struct sim_faults *faults,
+                             const struct sim_stub_images *stubs)
+{
+    return fake_new_board(chip, faults, stubs, 0, NULL, 0, 0);
 }
 
 static void fake_free(struct fake *f)
@@ -1684,6 +1707,269 @@ static void test_base64(void **state)
     assert_int_equal(sim_base64_decode("AB*C", &out, &n), -1);
 }
 
+/* ---- autoreset=no, the buttons, power, and the application (app_model.c) ------------------- */
+
+/* Runs board time forward by ns, firing the board's timers on the way (a boot-loop never
+ * settles). */
+static void advance(struct fake *f, uint64_t ns)
+{
+    uint64_t target = f->now + ns;
+
+    while (f->timer_set && f->timer <= target) {
+        f->timer_set = 0;
+        if (f->timer > f->now)
+            f->now = f->timer;
+        sim_board_on_timer(f->b, f->now);
+    }
+    f->now = target;
+}
+
+static void buttons(struct fake *f, int boot, int en, uint64_t after_ns)
+{
+    advance(f, after_ns);
+    sim_board_set_buttons(f->b, boot, en, f->now);
+}
+
+/* Host bytes at 115200 (the app's console rate). */
+static void type(struct fake *f, const char *text)
+{
+    f->now += MS;
+    sim_board_rx(f->b, (const uint8_t *)text, strlen(text), 115200, f->now);
+    advance(f, 10 * MS);
+}
+
+static int count_text(const struct fake *f, const char *text)
+{
+    size_t k = strlen(text);
+    int n = 0;
+
+    for (size_t i = 0; i + k <= f->n; i++)
+        n += memcmp(f->out + i, text, k) == 0;
+    return n;
+}
+
+static const char *mode_of(struct fake *f)
+{
+    struct sim_board_stats st;
+
+    sim_board_stats(f->b, &st);
+    return st.mode;
+}
+
+/* A one-segment image (§9.1) whose rodata holds "espsim-banner:" TEXT NUL, as mkimage --banner
+ * writes it; banner NULL: no marker. Returns the image's length. */
+static size_t banner_image(enum sim_chip chip, const char *banner, uint8_t *img)
+{
+    size_t hdr = chip == SIM_ESP32 ? 24 : 8, seg = 256, pos, end;
+    uint8_t sum = 0xEF;
+
+    memset(img, 0, 1024);
+    img[0] = 0xE9;
+    img[1] = 1;
+    img[2] = 2; /* dio */
+    img[3] = 0x20;
+    es_put_le32(img + 4, 0x40100004);
+    if (chip == SIM_ESP32)
+        img[8] = 0xEE; /* chip id 0 (ESP32), no digest */
+    es_put_le32(img + hdr, 0x3FFE8800);
+    es_put_le32(img + hdr + 4, (uint32_t)seg);
+    pos = hdr + 8;
+    memset(img + pos, 'x', seg);
+    if (banner != NULL) {
+        memcpy(img + pos + 10, "espsim-banner:", 14);
+        memcpy(img + pos + 24, banner, strlen(banner) + 1);
+    }
+    for (size_t i = 0; i < seg; i++)
+        sum ^= img[pos + i];
+    end = (pos + seg) | 15;
+    img[end] = sum;
+    return end + 1;
+}
+
+static void test_autoreset_no(void **state)
+{
+    struct frames fr;
+    struct fake *f;
+
+    (void)state;
+    /* Powered on without BOOT held, a board with no auto-reset boots its (blank) flash. */
+    f = fake_new_board(SIM_ESP32, NULL, NULL, 1, NULL, 0, 0);
+    assert_non_null(find_text(f, "boot:0x13 (SPI_FAST_FLASH_BOOT)"));
+    assert_non_null(find_text(f, "invalid header: 0xffffffff"));
+    assert_null(find_text(f, "waiting for download"));
+    assert_string_equal(mode_of(f), "dead");
+
+    /* DTR/RTS change nothing: the classic reset into the loader does not reach EN or GPIO0. */
+    clear_out(f);
+    lines(f, 0, 1, MS);
+    lines(f, 1, 0, 100 * MS);
+    lines(f, 0, 0, 50 * MS);
+    settle(f);
+    assert_int_equal(f->n, 0);
+    assert_string_equal(mode_of(f), "dead");
+    sync_board(f);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 0);
+
+    /* BOOT pressed, EN pressed and released, BOOT released: download mode. */
+    buttons(f, 1, 0, MS);
+    assert_int_equal(f->n, 0); /* BOOT alone does not reset */
+    buttons(f, 1, 1, 500 * MS);
+    assert_string_equal(mode_of(f), "reset");
+    buttons(f, 1, 0, 200 * MS);
+    buttons(f, 0, 0, 300 * MS);
+    settle(f);
+    assert_non_null(find_text(f, "DOWNLOAD_BOOT"));
+    assert_string_equal(mode_of(f), "rom");
+    clear_out(f);
+    sync_board(f);
+    decode(f, &fr);
+    assert_int_equal(fr.n, 8);
+
+    /* EN tapped without BOOT: flash boot again. */
+    buttons(f, 0, 1, MS);
+    buttons(f, 0, 0, 100 * MS);
+    settle(f);
+    assert_string_equal(mode_of(f), "dead");
+    assert_non_null(find_text(f, "SPI_FAST_FLASH_BOOT"));
+    fake_free(f);
+}
+
+static void test_power_cycle(void **state)
+{
+    struct fake *f;
+
+    (void)state;
+    /* An auto-reset board starts in download mode on the bench... */
+    f = fake_new(SIM_ESP8266, NULL, NULL);
+    assert_string_equal(mode_of(f), "rom");
+    /* ...is silent without power... */
+    sim_board_power_off(f->b, f->now);
+    assert_string_equal(mode_of(f), "off");
+    clear_out(f);
+    sync_board(f);
+    settle(f);
+    assert_int_equal(f->n, 0);
+    /* ...and powered on again (plug, swap) it samples GPIO0: high, so it boots from flash. */
+    advance(f, 100 * MS);
+    sim_board_power_on(f->b, f->now);
+    settle(f);
+    /* (the ROM's text is at 74880, noise to this host at 115200) */
+    assert_string_equal(mode_of(f), "dead");
+    /* With BOOT held it comes up in download mode. */
+    sim_board_power_off(f->b, f->now);
+    sim_board_set_buttons(f->b, 1, 0, f->now);
+    advance(f, 100 * MS);
+    clear_out(f);
+    sim_board_power_on(f->b, f->now);
+    settle(f);
+    assert_int_not_equal(f->n, 0);
+    assert_string_equal(mode_of(f), "rom");
+    fake_free(f);
+}
+
+static void test_app_banner_repl(void **state)
+{
+    static const char banner[] = "MicroPython v1.22.2 on 2024-02-22; ESP module with ESP8266";
+    uint8_t img[1024];
+    size_t n = banner_image(SIM_ESP8266, banner, img);
+    struct fake *f = fake_new_board(SIM_ESP8266, NULL, NULL, 1, img, n, 0);
+
+    (void)state;
+    assert_non_null(
+        find_text(f, "MicroPython v1.22.2 on 2024-02-22; ESP module with ESP8266\r\n>>> "));
+    assert_int_equal(f->last_baud, 115200); /* the app's console, not the ROM's 74880 */
+    assert_string_equal(mode_of(f), "app");
+
+    clear_out(f);
+    type(f, "print(6*7)\r\n");
+    assert_int_equal(f->n, strlen("print(6*7)\r\n42\r\n>>> "));
+    assert_memory_equal(f->out, "print(6*7)\r\n42\r\n>>> ", f->n);
+    clear_out(f);
+    type(f, "print(40 + 2)\r");
+    assert_non_null(find_text(f, "\r\n42\r\n>>> "));
+    clear_out(f);
+    type(f, "7*6\n");
+    assert_non_null(find_text(f, "7*6\r\n42\r\n>>> "));
+    clear_out(f);
+    type(f, "import os\r\n");
+    assert_non_null(find_text(f, "SyntaxError"));
+    assert_null(find_text(f, "42"));
+
+    /* A host at the ROM's rate is garbage to the REPL. */
+    clear_out(f);
+    f->now += MS;
+    sim_board_rx(f->b, (const uint8_t *)"print(6*7)\r\n", 12, 74880, f->now);
+    advance(f, 10 * MS);
+    assert_int_equal(f->n, 0);
+    fake_free(f);
+
+    /* Without a banner marker: one line and no REPL. */
+    n = banner_image(SIM_ESP32, NULL, img);
+    f = fake_new_board(SIM_ESP32, NULL, NULL, 1, img, n, 0x1000);
+    assert_non_null(find_text(f, "espsim app: image ok, entry 0x40100004"));
+    clear_out(f);
+    type(f, "print(6*7)\r\n");
+    assert_int_equal(f->n, 0);
+    fake_free(f);
+}
+
+static void test_app_faults(void **state)
+{
+    static const char banner[] =
+        "MicroPython v1.22.2 on 2024-02-22; Generic ESP32 module with ESP32";
+    struct sim_faults faults;
+    uint8_t img[1024];
+    size_t n = banner_image(SIM_ESP32, banner, img);
+    struct fake *f;
+
+    (void)state;
+    /* boot-loop: crash, reboot with ROM text, crash again, about once a second, forever. */
+    memset(&faults, 0, sizeof(faults));
+    faults.boot_loop = 1;
+    f = fake_new_board(SIM_ESP32, &faults, NULL, 1, img, n, 0x1000);
+    advance(f, 3500 * MS);
+    assert_true(count_text(f, "Guru Meditation Error: Core  0 panic'ed") >= 3);
+    assert_true(count_text(f, "rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)") >= 3);
+    assert_true(count_text(f, "Guru Meditation Error") <= 4);
+    assert_null(find_text(f, "MicroPython"));
+    clear_out(f);
+    advance(f, 1100 * MS);
+    assert_int_equal(count_text(f, "Guru Meditation Error"), 1); /* it keeps going */
+    fake_free(f);
+
+    memset(&faults, 0, sizeof(faults));
+    faults.boot_loop = 1;
+    n = banner_image(SIM_ESP8266, "MicroPython v1.22.2", img);
+    f = fake_new_board(SIM_ESP8266, &faults, NULL, 1, img, n, 0);
+    advance(f, 2500 * MS);
+    assert_true(count_text(f, "Fatal exception 28") >= 2);
+    fake_free(f);
+
+    /* no-banner: the ROM boots the image, the app says nothing and answers nothing. */
+    memset(&faults, 0, sizeof(faults));
+    faults.no_banner = 1;
+    n = banner_image(SIM_ESP32, banner, img);
+    f = fake_new_board(SIM_ESP32, &faults, NULL, 1, img, n, 0x1000);
+    assert_non_null(find_text(f, "entry 0x40100004"));
+    assert_null(find_text(f, "MicroPython"));
+    assert_null(find_text(f, ">>> "));
+    clear_out(f);
+    type(f, "print(6*7)\r\n");
+    advance(f, 2000 * MS);
+    assert_int_equal(f->n, 0);
+    assert_string_equal(mode_of(f), "app");
+    fake_free(f);
+
+    /* wrong-app: another firmware's banner, which still has a prompt. */
+    memset(&faults, 0, sizeof(faults));
+    faults.wrong_app = 1;
+    f = fake_new_board(SIM_ESP32, &faults, NULL, 1, img, n, 0x1000);
+    assert_non_null(find_text(f, "espsim wrong app v0.0 on "));
+    assert_null(find_text(f, "MicroPython"));
+    fake_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1724,6 +2010,10 @@ int main(void)
         cmocka_unit_test(test_esp32_read_flash_slow_65),
         cmocka_unit_test(test_esp32_defl_end_after_garbage),
         cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_autoreset_no),
+        cmocka_unit_test(test_power_cycle),
+        cmocka_unit_test(test_app_banner_repl),
+        cmocka_unit_test(test_app_faults),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,11 @@
  * cannot be downloaded here. The segment data imitates firmware (instruction-like bytes,
  * literal pools, string tables, lookup tables) so it compresses roughly as real firmware does.
  *
- *   mkimage --chip esp8266|esp32 --size BYTES --seed N -o FILE
+ *   mkimage --chip esp8266|esp32 --size BYTES --seed N [--banner TEXT] -o FILE
+ *
+ * --banner puts TEXT into the image's read-only data behind a marker (tools/sim/app_banner.h),
+ * where espsim's app model finds it: after a flash boot the simulated board prints TEXT and a
+ * MicroPython-like REPL prompt, so a boot check can be tested against the simulator.
  *
  * Prints "SHA256  FILE" on stdout (sha256sum format) and a summary on stderr. */
 #include <errno.h>
@@ -12,6 +16,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "app_banner.h"
 #include "es/image.h"
 #include "es/le.h"
 
@@ -180,6 +185,10 @@ struct seg_plan {
     struct mix mix;
 };
 
+/* The segment whose data carries the --banner text: rodata (ESP8266 DRAM rodata, ESP32 DROM). */
+#define ESP8266_BANNER_SEG 2
+#define ESP32_BANNER_SEG   0
+
 /* Load addresses of a plausible ESP8266 v1 image: IRAM text, DRAM data and rodata, IROM. */
 static const struct seg_plan esp8266_plan[] = {
     {0x40100000, 110, 28 << 10, {80, 2, 3, 15, 0}},
@@ -201,15 +210,18 @@ struct options {
     unsigned long size;
     unsigned long long seed;
     const char *out;
+    const char *banner; /* --banner TEXT, or NULL */
 };
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: mkimage --chip esp8266|esp32 --size BYTES --seed N -o FILE\n"
+            "usage: mkimage --chip esp8266|esp32 --size BYTES --seed N [--banner TEXT] -o FILE\n"
             "Writes a valid, deterministic demo firmware image of exactly BYTES bytes (a\n"
-            "multiple of 16, %u to %u) and prints its SHA-256.\n",
-            MIN_SIZE, MAX_SIZE);
+            "multiple of 16, %u to %u) and prints its SHA-256. --banner TEXT (at most %d\n"
+            "bytes) is what espsim's simulated board prints when it runs the image, e.g.\n"
+            "\"MicroPython v1.22.2 on 2024-02-22; ESP module with ESP8266\".\n",
+            MIN_SIZE, MAX_SIZE, SIM_APP_BANNER_MAX);
 }
 
 static int parse_number(const char *opt, const char *s, unsigned long long *out)
@@ -259,6 +271,14 @@ static int parse_args(int argc, char **argv, struct options *o)
             have_seed = 1;
         } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
             o->out = val;
+        } else if (strcmp(a, "--banner") == 0) {
+            if (strlen(val) == 0 || strlen(val) > SIM_APP_BANNER_MAX || strchr(val, '\r') ||
+                strchr(val, '\n')) {
+                fprintf(stderr, "mkimage: --banner must be one line of 1 to %d bytes\n",
+                        SIM_APP_BANNER_MAX);
+                return -1;
+            }
+            o->banner = val;
         } else {
             fprintf(stderr, "mkimage: unknown option '%s'\n", a);
             return -1;
@@ -280,8 +300,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 /* Builds the whole file into buf (size bytes): header, segments, padding, checksum, and on
  * ESP32 the appended SHA-256. The segments fill it exactly, so the checksum byte is the last
  * byte before the digest. */
-static int build(const struct chip *chip, uint64_t seed, uint8_t *buf, size_t size,
-                 struct es_err *err)
+static int build(const struct chip *chip, uint64_t seed, const char *banner, uint8_t *buf,
+                 size_t size, struct es_err *err)
 {
     int esp32 = chip->family == CHIP_FAMILY_ESP32;
     const struct seg_plan *plan = esp32 ? esp32_plan : esp8266_plan;
@@ -325,6 +345,16 @@ static int build(const struct chip *chip, uint64_t seed, uint8_t *buf, size_t si
         es_put_le32(buf + pos + 4, (uint32_t)len);
         pos += 8;
         fill(&g, &plan[i].mix, buf + pos, len);
+        if (banner != NULL && i == (esp32 ? ESP32_BANNER_SEG : ESP8266_BANNER_SEG)) {
+            /* A string in rodata, as the firmware's own banner is: marker, text, NUL. */
+            size_t mlen = strlen(SIM_APP_BANNER_MARKER), tlen = strlen(banner);
+
+            if (mlen + tlen + 1 > len)
+                return es_fail(err, ES_INVALID_ARG,
+                               "the image is too small for the banner; give a larger --size");
+            memcpy(buf + pos, SIM_APP_BANNER_MARKER, mlen);
+            memcpy(buf + pos + mlen, banner, tlen + 1);
+        }
         for (size_t j = 0; j < len; j++)
             xor ^= buf[pos + j];
         pos += len;
@@ -384,7 +414,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mkimage: out of memory\n");
         goto out_free;
     }
-    if (build(chip, o.seed, buf, o.size, &err) < 0) {
+    if (build(chip, o.seed, o.banner, buf, o.size, &err) < 0) {
         fprintf(stderr, "mkimage: %s\n", err.msg);
         goto out_free;
     }

@@ -261,6 +261,7 @@ void io_board_process(struct io_board *b)
         }
     }
     rearm(b, budget == 0);
+    io_autoswap_check(b);
 }
 
 /* The model's ops. They run inside a model call: they only queue and record, never call the

@@ -160,6 +160,7 @@ static int board_open(struct io_sim *sim, struct io_board *b, int slot, struct e
         return rc;
     uv_timer_init(&sim->loop, &b->wake);
     b->wake_init = 1;
+    io_autoswap_init(b);
     b->model = io_board_model_new(b, err);
     return b->model == NULL ? -1 : 0;
 }
@@ -219,6 +220,7 @@ void io_sim_stop(struct io_sim *sim)
             uv_close((uv_handle_t *)&b->wake, NULL);
             b->wake_init = 0;
         }
+        io_autoswap_close(b);
         io_pty_close(b);
         io_ctl_close(b);
         io_tcp_close(b);
