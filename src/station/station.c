@@ -215,8 +215,9 @@ int station_slot_init(struct station *st, struct slot *slot, size_t i, char *por
     slot->st = st;
     slot->index = (int)i;
     slot->port = port;
-    /* A stable name for the operator: the USB location survives a re-plug into another tty. */
-    slot->name = usb != NULL && usb->location != NULL ? usb->location : port;
+    /* A line's stable name for the operator: the USB location survives a re-plug into another
+     * tty. A single run keeps naming the port. */
+    slot->name = st->cfg->continuous && usb != NULL && usb->location != NULL ? usb->location : port;
     ui_view_slot(&st->view, i, slot->index, slot->name);
     if (st->cfg->continuous) {
         if (uv_timer_init(&st->loop, &slot->timer) < 0)

@@ -290,10 +290,14 @@ void station_line_recorded(struct slot *slot)
     if (slot->last_pass_valid) {
         memcpy(slot->last_mac, rep->mac, 6);
         slot->last_pass_ms = rep->end_ms > 0 ? rep->end_ms : report_now_ms();
-        set_status(slot, "passed: remove the board", 1);
-    } else {
-        set_status(slot, rep->result == REPORT_FAIL ? "failed: remove the board" : NULL, 1);
     }
+    if (!slot->present)
+        set_status(slot, "waiting for the port", 1);
+    else if (rep->result != REPORT_INTERRUPTED)
+        set_status(slot,
+                   rep->result == REPORT_PASS ? "passed: remove the board"
+                                              : "failed: remove the board",
+                   1);
     update_totals(st);
     submit_summary(st);
     /* The report and the summary job hold copies: the session's memory can go. */
