@@ -14,6 +14,9 @@
 #include <fnmatch.h>
 #include <libgen.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +191,12 @@ static void on_summary_work(struct station_job *job)
     struct summary_job *j = container_of(job, struct summary_job, job);
 
     j->rc = station_write_summary(j->st, j->slots, j->n, &j->err);
+#ifdef __GLIBC__
+    /* Building run.json takes memory in proportion to the boards so far, on a pool thread's
+     * malloc arena, which glibc keeps mapped after it is freed: hand it back, or the station's
+     * RSS would track the largest run.json written rather than what it holds. */
+    malloc_trim(0);
+#endif
 }
 
 static void on_summary_done(struct station_job *job)
