@@ -69,7 +69,7 @@ const cases = [
   { name: "no-run-directory", want: "no run directory under",
     text: refused + "[run]\nexit=2 args=\"--timeout-scale nan\"\n[expect]\nslot 0 result=pass\n" },
   { name: "byte-2-off-the-bootloader-offset", want: "slot 0: flash differs from", text: byte2 },
-  { name: "event-unknown-when", want: "an event starts with 'before', 'at' or 'on', got 'when'",
+  { name: "event-unknown-when", want: "an event starts with 'before', 'at', 'on' or 'each', got 'when'",
     text: refused + "[run]\nexit=2\n[events]\nwhen 0:pass stop\n" },
   { name: "event-unknown-action", want: "the action is 'sim COMMAND...' or 'stop', got 'halt'",
     text: refused + "[run]\nexit=2\n[events]\non 0:pass halt\n" },
