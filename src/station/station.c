@@ -242,6 +242,7 @@ static int start_sessions(struct station *st, char **ports, size_t n_ports, stru
     if (st->slots == NULL || ui_view_init(&st->view, stdout, mode, n_ports, cap) < 0)
         return es_fail(err, ES_NOMEM, "out of memory");
     st->cap_slots = cap;
+    st->view.has_totals = st->cfg->continuous; /* a line's footer: its totals, also at zero */
     /* USB identities for the reports; a port that is not listed (pty, socket) has none. */
     if (port_list(&st->ports, &st->n_ports, err) < 0) {
         st->ports = NULL;
@@ -464,6 +465,8 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
     signal(SIGXFSZ, SIG_IGN);
 
     if ((rc = load_stubs(&st, err)) < 0)
+        goto out_stubs;
+    if (cfg->continuous && (rc = station_line_check(cfg, err)) < 0)
         goto out_stubs;
     /* Before any board (or espsim) is touched: can the reports directory hold this run? */
     rc = report_dir_preflight(

@@ -109,6 +109,9 @@ int station_slot_init(struct station *st, struct slot *slot, size_t i, char *por
 /* A new session for slot's board in mode (not started). Returns 0 or a negative code. */
 int station_slot_session_new(struct slot *slot, enum session_mode mode, struct es_err *err);
 
+/* Before anything is touched: every directory a port pattern lives in exists, so it can be
+ * watched. Returns 0 or ES_USAGE. */
+int station_line_check(const struct station_config *cfg, struct es_err *err);
 /* Sets up continuous mode before the sessions start: hot-plug watches on the directories of the
  * patterns (and of sim_dir, for --simulate), and the first run.json. Returns 0 or a negative
  * code with err set. */

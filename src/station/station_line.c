@@ -456,6 +456,27 @@ static int add_watches(struct station *st, struct es_err *err)
     return 0;
 }
 
+int station_line_check(const struct station_config *cfg, struct es_err *err)
+{
+    for (size_t i = 0; i < cfg->n_watch; i++) {
+        char copy[PATH_MAX], *dir;
+        struct stat sb;
+
+        if (strncmp(cfg->watch[i], "socket://", 9) == 0)
+            continue;
+        snprintf(copy, sizeof(copy), "%s", cfg->watch[i]);
+        dir = dirname(copy);
+        if (strpbrk(dir, "*?[") != NULL)
+            continue;
+        if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
+            return es_fail(err, ES_USAGE,
+                           "--continuous watches %s for ports plugged in later, and it is not a "
+                           "directory",
+                           dir);
+    }
+    return 0;
+}
+
 int station_line_open(struct station *st, const char *sim_dir, struct es_err *err)
 {
     char pattern[PATH_MAX];
