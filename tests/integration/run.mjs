@@ -15,7 +15,8 @@
 //   [images]   NAME CHIP SIZE SEED   images made with mkimage
 //   [profile]  YAML; @file(NAME) and @sha256(NAME) expand to the image's path and hash
 //              ([profile2] ... for a mixed bench: each board takes the profile of its chip)
-//   [run]      command=run|verify  args=...  sim_args=...  time_scale=X  exit=N (or N|M: either)
+//   [run]      command=run|verify  args=...  sim_args=...  time_scale=X  exit=N (or N|M: either;
+//              SIGKILL: killed by it)
 //              before=run (flash first, then the command)  poke=SLOT:OFFSET (flip a flash byte
 //              before the command)  signal=SIGINT|SIGHUP|SIGKILL@PHASE (sent when a board
 //              reaches PHASE)
@@ -40,15 +41,18 @@
 //              ACTION: sim COMMAND...  an espsim control command on its stdin (unplug 0,
 //                                      swap 1 mac=..., plug 0; @mac(N) is board N's first
 //                                      MAC); a reply that is not ok fails the case
-//                      stop            SIGINT to espstation (a continuous run ends)
+//                      stop [SIGNAL]   SIGINT (or SIGNAL) to espstation (a continuous run ends;
+//                                      with SIGKILL, give exit=SIGKILL)
 //   [expect]   slot N key=value ...  (result, phase, code, loader, chip, retries>=N, x<=N,
 //                                     msg~=TEXT, where '_' in TEXT stands for a space)
 //              flash N                (slot N's flash holds every image, byte for byte)
 //              journal [partial]      (journal.jsonl: every line is whole JSON, one done per slot)
 //              reports N              (N device reports in the run directory)
 //              run key=value ...      (run.json, e.g. counts.interrupted=4; also key>=N, key<=N)
-//              runmatch               (run.json's counts and boards agree with the device
-//                                      reports: each board's file, result and MAC)
+//              runmatch [partial]     (run.json's counts and boards agree with the device
+//                                      reports: each board's file, result and MAC; partial,
+//                                      after a kill: every board run.json lists is right, and
+//                                      at most one report per slot is not listed yet)
 //              norun                  (no run directory was created: nothing was touched)
 //              stderr TEXT / stdout TEXT   (the output contains TEXT)
 //              second ...             (any of the above, for the second espstation)
@@ -104,7 +108,7 @@ function expectError(words) {
         if (m[2] !== "=" && !/^\d+$/.test(m[3])) return `run item '${kv}': ${m[2]} needs a number`;
       }
       return null;
-    case "runmatch": return count(0);
+    case "runmatch": return rest.length === 0 || (rest.length === 1 && rest[0] === "partial") ? null : `'runmatch' takes nothing or 'partial', got '${rest.join(" ")}'`;
     case "stderr": case "stdout": return rest.length > 0 ? null : `'${kind}' needs the text to look for`;
     default: return `unknown [expect] keyword '${kind}'`;
   }
@@ -123,7 +127,7 @@ function eventError(words) {
   } else if (when === "each") {
     if (!/^(\d+|\*):\w+$/.test(arg || "")) return `'each' needs SLOT:WHAT or *:WHAT, got '${arg ?? ""}'`;
   } else return `an event starts with 'before', 'at', 'on' or 'each', got '${when}'`;
-  if (action[0] === "stop") return action.length === 1 ? null : "'stop' takes nothing";
+  if (action[0] === "stop") return action.length === 1 || (action.length === 2 && /^SIG[A-Z]+$/.test(action[1])) ? null : "'stop' takes nothing or a signal name";
   if (action[0] === "sim") return action.length > 1 ? null : "'sim' needs a command";
   return `the action is 'sim COMMAND...' or 'stop', got '${action.join(" ")}'`;
 }
@@ -314,7 +318,7 @@ function eventDriver(lines, sim, log, check) {
     e.done = true;
     log.line("runner", "out", `event: ${e.line}${slot === undefined ? "" : ` (slot ${slot})`}`);
     if (e.kind === "stop") {
-      if (station) station.child.kill("SIGINT");
+      if (station) station.child.kill(e.cmd || "SIGINT");
       stopped = true;
     } else if (sim.child === null) check(false, `[events] '${e.line}': no espsim runs`);
     else {
@@ -489,7 +493,15 @@ function checkStation(words, st, sim, images, check) {
     const runJson = path.join(runDir, "run.json");
     if (!fs.existsSync(runJson)) { check(false, `${st.name}no run.json`); return; }
     const r = JSON.parse(fs.readFileSync(runJson, "utf8"));
-    const files = reports.files;
+    const partial = words[1] === "partial";
+    const all = reports.files;
+    // After a kill, the boards run.json lists; a report written just before the kill may not
+    // be listed yet (its run.json rewrite comes after it), one per slot at most.
+    const files = partial ? Object.fromEntries(r.slots.filter((b) => b.report_file in all).map((b) => [b.report_file, all[b.report_file]])) : all;
+    if (partial) {
+      const extra = Object.keys(all).length - Object.keys(files).length;
+      check(extra >= 0 && extra <= sim.boards.length, `${st.name}${extra} reports are not in run.json (at most one per slot may be)`);
+    }
     const counts = { passed: 0, failed: 0, interrupted: 0 };
     const countOf = { pass: "passed", fail: "failed", interrupted: "interrupted" };
     for (const rep of Object.values(files)) {
@@ -635,10 +647,10 @@ async function runCase(file, dir, log) {
   const result = stations[0].result;
   const wantExit = run.exit === undefined ? "0" : run.exit;
   let exitOk;
-  if (run.signal && run.signal.startsWith("SIGKILL"))
+  if ((run.signal && run.signal.startsWith("SIGKILL")) || wantExit === "SIGKILL")
     exitOk = result.signal === "SIGKILL";
   else exitOk = result.signal === null && wantExit.split("|").map(Number).includes(result.code);
-  check(exitOk, `espstation ended with ${ended(result)}, expected ${run.signal && run.signal.startsWith("SIGKILL") ? "to be killed by SIGKILL" : `exit status ${wantExit}`}`);
+  check(exitOk, `espstation ended with ${ended(result)}, expected ${(run.signal && run.signal.startsWith("SIGKILL")) || wantExit === "SIGKILL" ? "to be killed by SIGKILL" : `exit status ${wantExit}`}`);
   if (stations[1].result !== null) {
     const wantSecond = run.second_exit === undefined ? 0 : Number(run.second_exit);
     const r = stations[1].result;
