@@ -43,6 +43,9 @@ struct slot {
     int last_pass_valid; /* last_mac: the MAC of the last board that passed here */
     uint8_t last_mac[6];
     int64_t last_pass_ms;
+    int last_fail_valid; /* last_fail_mac: a board that failed here and was not seen leaving */
+    uint8_t last_fail_mac[6];
+    int64_t last_fail_ms;
     char status[96]; /* what the operator sees besides the result ("already flashed at ...") */
     char last_mac_text[18];
 };

@@ -155,7 +155,9 @@ void station_line_probe_done(struct slot *slot, struct session *s)
         return;
     }
     if (!found) {
-        /* No board in download mode here: it was taken away (a pass is no longer on show). */
+        /* No board in download mode here: it was taken away (a pass is no longer on show, and
+         * a failed board put back is tried again). */
+        slot->last_fail_valid = 0;
         set_status(slot, slot->present ? "waiting for a board" : "waiting for the port", 0);
         show_idle(slot, "waiting");
         schedule_probe(slot);
@@ -167,6 +169,16 @@ void station_line_probe_done(struct slot *slot, struct session *s)
         snprintf(text, sizeof(text), "%s already flashed at %s, remove it", mac_text, hhmm);
         if (strcmp(text, slot->status) != 0)
             event_log_note(&st->log, slot->index, slot->port, "already_flashed", text);
+        set_status(slot, text, 1);
+        show_idle(slot, "remove");
+        schedule_probe(slot);
+        return;
+    }
+    if (slot->last_fail_valid && memcmp(mac, slot->last_fail_mac, 6) == 0 && !st->cfg->reflash) {
+        /* A bad board left on the jig would otherwise fail again every few seconds. */
+        format_hhmm(slot->last_fail_ms, hhmm, sizeof(hhmm));
+        es_format_mac(mac, ':', mac_text);
+        snprintf(text, sizeof(text), "%s failed at %s, remove it", mac_text, hhmm);
         set_status(slot, text, 1);
         show_idle(slot, "remove");
         schedule_probe(slot);
@@ -294,11 +306,16 @@ void station_line_recorded(struct slot *slot)
         fprintf(stderr, "espstation: slot %d (%s): out of memory: the board is not in %s\n",
                 slot->index, slot->port, REPORT_RUN_FILE);
     /* The MAC of a board that passed, so that it is not flashed twice; a failed one is flashed
-     * again when it comes back (its probe finds a MAC this does not hold). */
+     * again only once it has been seen gone (a probe without a board, or its port vanished). */
     slot->last_pass_valid = rep->result == REPORT_PASS && rep->mac_valid;
     if (slot->last_pass_valid) {
         memcpy(slot->last_mac, rep->mac, 6);
         slot->last_pass_ms = rep->end_ms > 0 ? rep->end_ms : report_now_ms();
+    }
+    slot->last_fail_valid = rep->result == REPORT_FAIL && rep->mac_valid && slot->present;
+    if (slot->last_fail_valid) {
+        memcpy(slot->last_fail_mac, rep->mac, 6);
+        slot->last_fail_ms = rep->end_ms > 0 ? rep->end_ms : report_now_ms();
     }
     if (!slot->present)
         set_status(slot, "waiting for the port", 1);
@@ -381,6 +398,7 @@ static void port_vanished(struct station *st, const char *path)
     if (slot == NULL || !slot->present)
         return;
     slot->present = 0;
+    slot->last_fail_valid = 0; /* the board left: when it is back, it is tried again */
     uv_timer_stop(&slot->timer);
     /* A session still running sees its line die (port_closed, unless it had finished). */
     event_log_note(&st->log, slot->index, slot->port, "slot", "port gone");
