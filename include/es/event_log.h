@@ -21,6 +21,18 @@ struct event_log {
     char *error;    /* the first journal failure's message (malloc'd), or NULL */
     FILE *echo;     /* each line also goes here ("t" first), or NULL */
     FILE *diag;     /* where a journal failure is said (stderr) */
+    /* Rotate the journal (journal_rotate) once it holds this many bytes; 0: never. Set by the
+     * station after event_log_open for a continuous run. */
+    long long rotate_bytes;
+    int retired_fd; /* the file a rotation closed off, to sync and close on the pool; -1: none */
+};
+
+/* One sync of the journal, taken on the loop thread and run on the pool: the descriptor lines
+ * go to now, and a rotated one to sync and close (-1: none). */
+struct event_log_sync_req {
+    int fd;
+    int retired_fd;
+    const char *path;
 };
 
 /* Opens run_dir/journal.jsonl (journal_open). echo may be NULL. Returns 0 or ES_REPORT. */
@@ -43,6 +55,10 @@ void event_log_done(struct event_log *log, int slot, const char *port,
                     const struct report_device *rep, const char *report_file,
                     const char *report_error);
 void event_log_run_end(struct event_log *log, size_t passed, size_t failed, size_t interrupted);
+/* A continuous run's counts so far, after each board: boards (passed and failed) per hour of run
+ * time and their mean session time. */
+void event_log_totals(struct event_log *log, size_t passed, size_t failed, size_t interrupted,
+                      double boards_per_hour, double mean_board_s);
 
 /* fdatasync of everything appended so far. Blocks on the disk, so the station calls it on the
  * thread pool; it reads only the journal's descriptor and path, so appends may go on meanwhile on
@@ -51,6 +67,11 @@ void event_log_run_end(struct event_log *log, size_t passed, size_t failed, size
  * loop thread. */
 int event_log_sync(struct event_log *log, struct es_err *err);
 
+/* Takes what the next sync needs (the retired descriptor passes to req). Loop thread. */
+void event_log_sync_take(struct event_log *log, struct event_log_sync_req *req);
+/* fdatasync of req's descriptor, after syncing and closing its retired one. On the pool, like
+ * event_log_sync. Returns 0 or ES_REPORT. */
+int event_log_sync_run(const struct event_log_sync_req *req, struct es_err *err);
 /* The journal cannot be written any more: says so once on diag, keeps the first message, and
  * appends no more lines. */
 void event_log_failed(struct event_log *log, const struct es_err *err);

@@ -24,6 +24,7 @@ struct journal {
     char path[4096];     /* for error messages */
     unsigned long lines; /* lines appended through this handle */
     off_t dropped_bytes; /* torn last line journal_open() removed (0: none), for a log line */
+    unsigned rotations;  /* files journal_rotate() has closed off */
 };
 
 /* Opens (creating if needed) run_dir/journal.jsonl for appending. An existing file that ends in
@@ -45,6 +46,16 @@ int journal_append(struct journal *j, const json_t *event, struct es_err *err);
  * finishes. Returns 0 or ES_REPORT. */
 int journal_sync(struct journal *j, struct es_err *err);
 
+/* Size rotation, for a continuous run that may last a week: renames journal.jsonl to
+ * journal.NNNNNN.jsonl (000001, 000002, ...: the names sort in the order written, and every
+ * rotated file holds whole lines only) and opens a new, empty journal.jsonl for the next lines.
+ * The old descriptor is handed back in *old_fd and not closed, since a sync of it may still be
+ * running on another thread: the caller passes it to journal_retire() once that is done.
+ * Returns 0, or ES_REPORT (the journal then still appends to the old file, under its new name
+ * when only the open failed). */
+int journal_rotate(struct journal *j, int *old_fd, struct es_err *err);
+/* fdatasync and close of a descriptor journal_rotate() handed back. Returns 0 or ES_REPORT. */
+int journal_retire(int fd, const char *path, struct es_err *err);
 /* Syncs and closes. Safe on a journal that is already closed. Returns 0 or ES_REPORT (the fd is
  * closed either way). */
 int journal_close(struct journal *j, struct es_err *err);

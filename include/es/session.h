@@ -77,8 +77,11 @@ struct session_callbacks {
 };
 
 enum session_mode {
-    SESSION_FLASH, /* erase, write, verify */
-    SESSION_VERIFY /* QA: read back and compare only, never write */
+    SESSION_FLASH,  /* erase, write, verify */
+    SESSION_VERIFY, /* QA: read back and compare only, never write */
+    /* Continuous line: is a board there, and which? Connect, detect and identify (the MAC), then
+     * reset it into its app (after: in the profile) and pass, never touching the flash. */
+    SESSION_PROBE
 };
 
 struct session_config {

@@ -31,10 +31,20 @@ struct station_config {
     enum station_output output;
     int verbose;
     double timeout_scale; /* multiplies every protocol timeout */
+    /* A production line (run --continuous): the station stays up until SIGINT, SIGTERM or
+     * SIGHUP. Each slot flashes board after board; a port that appears later matching one of
+     * watch (glob patterns; with simulate, espsim's ports too) becomes a slot, one that vanishes
+     * ends its board's session and waits. After a board, the slot probes (SESSION_PROBE) for
+     * the next: a new MAC is flashed, the MAC just flashed is not (unless reflash). run.json is
+     * rewritten after every board. */
+    int continuous;
+    int reflash;
+    char **watch;
+    size_t n_watch;
 };
 
 struct station_result {
-    size_t passed, failed, interrupted;
+    size_t passed, failed, interrupted; /* boards (continuous: every board of the run) */
     size_t reports_lost; /* boards whose report could not be written (named on stderr) */
     int journal_lost;    /* the journal stopped before the end (disk full, file size limit) */
     int summary_lost;    /* run.json could not be written */

@@ -18,13 +18,26 @@ struct ui_row {
     int finished;
     const char *result; /* "pass", "fail", "interrupted" once finished */
     const char *error;  /* the reason when failed */
+    const char
+        *status; /* continuous: what the slot waits for ("already flashed at ..."), or NULL */
+};
+
+/* A continuous run's totals (ui_table_draw's and the lines' footer). */
+struct ui_totals {
+    size_t passed, failed, interrupted;
+    double boards_per_hour; /* finished boards per hour of run time */
+    double mean_board_s;    /* mean session time of a finished board */
 };
 
 /* "19:30:01.123 slot 3 /dev/ttyUSB2: what: text" */
 void ui_line(FILE *f, int slot, const char *port, const char *what, const char *text);
 
-/* Redraws the whole table in place (ANSI: cursor home, clear to end). */
-void ui_table_draw(FILE *f, const struct ui_row *rows, size_t n, double elapsed_s);
+/* Redraws the whole table in place (ANSI: cursor home, clear to end). totals: a continuous run's
+ * footer, or NULL (one pass: the rows' own counts). */
+void ui_table_draw(FILE *f, const struct ui_row *rows, size_t n, double elapsed_s,
+                   const struct ui_totals *totals);
+/* "12 passed, 1 failed, yield 92.3%, 480 boards/h, 7.5 s per board" */
+void ui_totals_format(const struct ui_totals *t, char *out, size_t cap);
 
 /* The closing summary: counts, then one line per failed board with its reason. */
 void ui_summary(FILE *f, const struct ui_row *rows, size_t n, double elapsed_s);
@@ -47,10 +60,19 @@ struct ui_view {
     size_t n;
     const char **verdicts; /* per row: the station's final result once known, else NULL */
     const char **verdict_errors;
+    size_t cap;     /* rows allocated: a continuous run adds slots up to it */
+    int has_totals; /* continuous: totals is the footer */
+    struct ui_totals totals;
 };
 
-/* Rows for n slots, every one "-" until it is told more. Returns 0, or -1 out of memory. */
-int ui_view_init(struct ui_view *v, FILE *f, enum ui_view_mode mode, size_t n);
+/* Rows for n slots (room for cap, at least n), every one "-" until it is told more. Returns 0,
+ * or -1 out of memory. */
+int ui_view_init(struct ui_view *v, FILE *f, enum ui_view_mode mode, size_t n, size_t cap);
+/* One more slot (a port plugged in during a continuous run): its row is n-1. Returns 0, or -1
+ * when the view is full. */
+int ui_view_add(struct ui_view *v);
+/* Takes back the row ui_view_add gave (its slot could not be set up). */
+void ui_view_remove_last(struct ui_view *v);
 void ui_view_close(struct ui_view *v);
 /* Names row i's slot and port. */
 void ui_view_slot(struct ui_view *v, size_t i, int slot, const char *port);
@@ -64,6 +86,12 @@ void ui_view_progress(struct ui_view *v, size_t i, const struct ui_row *live);
 void ui_view_verdict(struct ui_view *v, size_t i, const char *result, const char *error);
 /* The board's verdict is durable: its line (UI_VIEW_LINES), with text the MAC or the reason. */
 void ui_view_done(struct ui_view *v, size_t i, const char *result, const char *text);
+/* Continuous: what row i's slot waits for (borrowed; NULL: nothing), a line for it
+ * (UI_VIEW_LINES: call it when it changes), and whether the last verdict is still on show
+ * (cleared: the board left). */
+void ui_view_status(struct ui_view *v, size_t i, const char *status, int keep_verdict);
+/* Continuous: the run's totals, for the table's footer and a line (UI_VIEW_LINES). */
+void ui_view_totals(struct ui_view *v, const struct ui_totals *t);
 /* Redraws the table (UI_VIEW_LIVE only). */
 void ui_view_draw(struct ui_view *v, double elapsed_s);
 /* The closing summary (not in UI_VIEW_QUIET). */

@@ -39,7 +39,16 @@ static void usage(FILE *f)
         "      --json             print machine-readable events, one JSON object per line\n"
         "      --lines            plain timestamped lines even on a terminal\n"
         "      --timeout-scale X  multiply every protocol timeout by X (0.1 to 100)\n"
-        "  -v, --verbose          log every frame as hex\n",
+        "  -v, --verbose          log every frame as hex\n"
+        "\n"
+        "production line (run only):\n"
+        "      --continuous       stay up until Ctrl-C/SIGTERM/SIGHUP, flashing board after\n"
+        "                         board: each slot probes for a board every 3 s, flashes a new\n"
+        "                         MAC, and tells the operator to remove one already flashed;\n"
+        "                         ports matching --port globs (or espsim's) that appear later\n"
+        "                         become slots; run.json is rewritten after every board\n"
+        "      --reflash          with --continuous: flash a board again even when its MAC is\n"
+        "                         the one just flashed on that slot\n",
         f);
 }
 
@@ -57,6 +66,7 @@ struct options {
     const char *reports;
     enum station_output output;
     int verbose;
+    int continuous, reflash;
 };
 
 /* Appends item to a growing list. Returns 0, or -1 out of memory (the list is unchanged). */
@@ -129,7 +139,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         OPT_REPORTS,
         OPT_JSON,
         OPT_LINES,
-        OPT_TSCALE
+        OPT_TSCALE,
+        OPT_CONTINUOUS,
+        OPT_REFLASH
     };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, 'p'},
@@ -140,6 +152,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"json", no_argument, NULL, OPT_JSON},
         {"lines", no_argument, NULL, OPT_LINES},
         {"timeout-scale", required_argument, NULL, OPT_TSCALE},
+        {"continuous", no_argument, NULL, OPT_CONTINUOUS},
+        {"reflash", no_argument, NULL, OPT_REFLASH},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -181,6 +195,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         case OPT_REPORTS: o->reports = optarg; break;
         case OPT_JSON: o->output = STATION_OUTPUT_JSON; break;
         case OPT_LINES: o->output = STATION_OUTPUT_LINES; break;
+        case OPT_CONTINUOUS: o->continuous = 1; break;
+        case OPT_REFLASH: o->reflash = 1; break;
         default: usage(stderr); return EXIT_BADINPUT;
         }
     }
@@ -290,7 +306,8 @@ static int push_all(char ***ports, size_t *n, char **names, size_t count, struct
 }
 
 /* Appends the ports a name stands for: socket://... as it is, anything else through port_glob. */
-static int add_named(char ***ports, size_t *n, const char *pattern, struct es_err *err)
+static int add_named(char ***ports, size_t *n, const char *pattern, int continuous,
+                     struct es_err *err)
 {
     char **names;
     size_t count;
@@ -302,8 +319,12 @@ static int add_named(char ***ports, size_t *n, const char *pattern, struct es_er
             return es_fail(err, ES_NOMEM, "out of memory");
         return 0;
     }
-    if (port_glob(pattern, &names, &count, err) < 0)
+    if (port_glob(pattern, &names, &count, err) < 0) {
+        /* A line's pattern may match nothing yet: its boards are plugged in later. */
+        if (continuous && err->code == ES_PORT_OPEN && strpbrk(pattern, "*?[") != NULL)
+            return 0;
         return -1;
+    }
     return push_all(ports, n, names, count, err);
 }
 
@@ -337,7 +358,7 @@ static int resolve_ports(const struct options *o, const struct profile *p, char 
     *n = 0;
     if (o->n_ports > 0) {
         for (size_t i = 0; i < o->n_ports; i++) {
-            if (add_named(ports, n, o->ports[i], &err) < 0) {
+            if (add_named(ports, n, o->ports[i], o->continuous, &err) < 0) {
                 fprintf(stderr, "espstation: --port %s: %s\n", o->ports[i], err.msg);
                 return EXIT_BADINPUT;
             }
@@ -350,7 +371,7 @@ static int resolve_ports(const struct options *o, const struct profile *p, char 
         return usb_ports(ports, n);
     for (size_t i = 0; i < p->n_ports; i++) {
         const struct profile_port *pp = &p->ports[i];
-        int rc = pp->path != NULL ? add_named(ports, n, pp->path, &err)
+        int rc = pp->path != NULL ? add_named(ports, n, pp->path, o->continuous, &err)
                                   : add_usb_match(ports, n, pp, &err);
         if (rc < 0) {
             fprintf(stderr, "%s:%d:%d: ports: %s\n", p->path, pp->pos.line, pp->pos.col, err.msg);
@@ -366,13 +387,21 @@ static int cmd_run(const struct options *o, enum session_mode mode)
     struct station_config cfg = {0};
     struct station_result res;
     struct es_err err;
-    char **ports = NULL;
-    size_t n_ports = 0;
+    char **ports = NULL, **watch = NULL;
+    size_t n_ports = 0, n_watch = 0;
     int status;
 
     if (profiles == NULL)
         return EXIT_FAILED;
     status = load_profiles(o, profiles);
+    if (status == 0 && o->continuous && mode != SESSION_FLASH) {
+        fprintf(stderr, "espstation: --continuous is for run, not verify\n");
+        status = EXIT_BADINPUT;
+    }
+    if (status == 0 && o->reflash && !o->continuous) {
+        fprintf(stderr, "espstation: --reflash needs --continuous\n");
+        status = EXIT_BADINPUT;
+    }
     if (status == 0)
         status = resolve_ports(o, profiles[0], &ports, &n_ports);
     if (status != 0)
@@ -390,6 +419,22 @@ static int cmd_run(const struct options *o, enum session_mode mode)
     cfg.output = o->output;
     cfg.verbose = o->verbose;
     cfg.timeout_scale = o->timeout_scale;
+    cfg.continuous = o->continuous;
+    cfg.reflash = o->reflash;
+    /* The patterns new ports are matched against: --port, else the profile's paths. */
+    if (o->n_ports > 0) {
+        cfg.watch = o->ports;
+        cfg.n_watch = o->n_ports;
+    } else if (o->simulate == 0) {
+        for (size_t i = 0; i < profiles[0]->n_ports; i++)
+            if (profiles[0]->ports[i].path != NULL &&
+                push(&watch, &n_watch, profiles[0]->ports[i].path) < 0) {
+                status = out_of_memory();
+                goto out;
+            }
+        cfg.watch = watch;
+        cfg.n_watch = n_watch;
+    }
     if (station_run(&cfg, &res, &err) < 0) {
         fprintf(stderr, "espstation: %s\n", err.msg);
         /* Nothing was touched: the command line, the profile or the reports directory is
@@ -413,6 +458,7 @@ out:
     for (size_t i = 0; i < n_ports; i++)
         free(ports[i]);
     free(ports);
+    free(watch);
     return status;
 }
 

@@ -2,8 +2,10 @@
  * each event's keys and their order. */
 #include "es/event_log.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "es/hex.h"
 
@@ -13,6 +15,7 @@ int event_log_open(struct event_log *log, const char *run_dir, FILE *echo, FILE 
     int rc;
 
     memset(log, 0, sizeof(*log));
+    log->retired_fd = -1;
     log->echo = echo;
     log->diag = diag;
     rc = journal_open(&log->journal, run_dir, err);
@@ -28,6 +31,23 @@ void event_log_failed(struct event_log *log, const struct es_err *err)
     log->journal_ok = 0;
     if (log->error == NULL)
         log->error = strdup(err->msg);
+}
+
+/* A continuous run's journal is closed off in files of about rotate_bytes; one file waiting to
+ * be retired at a time (rotations are megabytes apart, syncs a board apart). */
+static void rotate_if_full(struct event_log *log)
+{
+    struct es_err err;
+    int old_fd;
+
+    if (log->rotate_bytes <= 0 || log->journal.size_bytes < log->rotate_bytes ||
+        log->retired_fd >= 0)
+        return;
+    if (journal_rotate(&log->journal, &old_fd, &err) < 0) {
+        event_log_failed(log, &err);
+        return;
+    }
+    log->retired_fd = old_fd;
 }
 
 /* Appends one line: slot and port first (when slot >= 0), then "event", then fields, which this
@@ -53,6 +73,8 @@ static void emit(struct event_log *log, int slot, const char *port, const char *
     }
     if (log->journal_ok && journal_append(&log->journal, o, &err) < 0)
         event_log_failed(log, &err);
+    else if (log->journal_ok)
+        rotate_if_full(log);
     if (log->echo != NULL) {
         /* The journal's line shape on stdout too: "t" first. */
         char t[REPORT_UTC_LEN], *line;
@@ -124,16 +146,48 @@ void event_log_run_end(struct event_log *log, size_t passed, size_t failed, size
                    "interrupted", (json_int_t)interrupted));
 }
 
+void event_log_totals(struct event_log *log, size_t passed, size_t failed, size_t interrupted,
+                      double boards_per_hour, double mean_board_s)
+{
+    emit(log, -1, NULL, "totals",
+         json_pack("{sI sI sI sf sf}", "passed", (json_int_t)passed, "failed", (json_int_t)failed,
+                   "interrupted", (json_int_t)interrupted, "boards_per_hour",
+                   (double)(long long)(boards_per_hour * 10 + 0.5) / 10, "mean_board_s",
+                   (double)(long long)(mean_board_s * 1000 + 0.5) / 1000));
+}
+
 int event_log_sync(struct event_log *log, struct es_err *err)
 {
     /* journal_sync reads only the descriptor and the path, which appends never change. */
     return journal_sync(&log->journal, err);
 }
 
+void event_log_sync_take(struct event_log *log, struct event_log_sync_req *req)
+{
+    req->fd = log->journal.fd;
+    req->retired_fd = log->retired_fd;
+    req->path = log->journal.path;
+    log->retired_fd = -1;
+}
+
+int event_log_sync_run(const struct event_log_sync_req *req, struct es_err *err)
+{
+    int rc = journal_retire(req->retired_fd, req->path, err);
+
+    if (rc < 0)
+        return rc;
+    if (fdatasync(req->fd) < 0)
+        return es_fail(err, ES_REPORT, "fdatasync %s: %s", req->path, strerror(errno));
+    return 0;
+}
+
 void event_log_close(struct event_log *log)
 {
     struct es_err err;
 
+    if (journal_retire(log->retired_fd, log->journal.path, &err) < 0 && log->journal_ok)
+        event_log_failed(log, &err);
+    log->retired_fd = -1;
     if (journal_close(&log->journal, &err) < 0 && log->journal_ok)
         event_log_failed(log, &err);
 }

@@ -58,6 +58,7 @@ int journal_open(struct journal *j, const char *run_dir, struct es_err *err)
     j->size_bytes = 0;
     j->lines = 0;
     j->dropped_bytes = 0;
+    j->rotations = 0;
     n = snprintf(j->path, sizeof(j->path), "%s/%s", run_dir, JOURNAL_FILE_NAME);
     if (n < 0 || (size_t)n >= sizeof(j->path))
         return es_fail(err, ES_REPORT, "path %s/%s is too long (limit %zu bytes)", run_dir,
@@ -190,6 +191,45 @@ int journal_sync(struct journal *j, struct es_err *err)
     if (fdatasync(j->fd) < 0)
         return es_fail(err, ES_REPORT, "fdatasync %s: %s", j->path, strerror(errno));
     return 0;
+}
+
+int journal_rotate(struct journal *j, int *old_fd, struct es_err *err)
+{
+    char rotated[sizeof(j->path) + 16];
+    size_t dir_len = strlen(j->path) - strlen(JOURNAL_FILE_NAME);
+    int fd;
+
+    *old_fd = -1;
+    if (j->fd < 0)
+        return es_fail(err, ES_INVALID_ARG, "journal %s is not open", j->path);
+    snprintf(rotated, sizeof(rotated), "%.*sjournal.%06u.jsonl", (int)dir_len, j->path,
+             j->rotations + 1);
+    if (rename(j->path, rotated) < 0)
+        return es_fail(err, ES_REPORT, "rename %s to %s: %s", j->path, rotated, strerror(errno));
+    j->rotations++;
+    do {
+        fd = open(j->path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0666);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return es_fail(err, ES_REPORT, "open %s after rotating the journal: %s", j->path,
+                       strerror(errno));
+    *old_fd = j->fd;
+    j->fd = fd;
+    j->size_bytes = 0;
+    return 0;
+}
+
+int journal_retire(int fd, const char *path, struct es_err *err)
+{
+    int rc = 0;
+
+    if (fd < 0)
+        return 0;
+    if (fdatasync(fd) < 0)
+        rc = es_fail(err, ES_REPORT, "fdatasync %s (rotated): %s", path, strerror(errno));
+    if (close(fd) < 0 && rc == 0)
+        rc = es_fail(err, ES_REPORT, "close %s (rotated): %s", path, strerror(errno));
+    return rc;
 }
 
 int journal_close(struct journal *j, struct es_err *err)

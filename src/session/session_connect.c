@@ -267,6 +267,10 @@ void identify_done(struct session *s, const struct rom_reply *r)
         chip_format_mac(s->info.mac, mac);
         session_note(s, "mac", "%s, %s", mac, s->info.description);
     }
+    if (s->cfg.mode == SESSION_PROBE) {
+        goto_state(s, ST_RUN_RESET); /* the MAC is all a probe wants: back to the app */
+        return;
+    }
     connect_next(s);
 }
 

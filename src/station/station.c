@@ -25,7 +25,8 @@
 #include "es/ui.h"
 #include "station_internal.h"
 
-#define UI_REDRAW_MS 100
+#define UI_REDRAW_MS         100
+#define JOURNAL_ROTATE_BYTES (64LL << 20)
 
 /* ---- Session events, passed on to the journal and the operator ---- */
 
@@ -45,6 +46,8 @@ static void on_phase(struct session *s, enum session_phase phase, void *arg)
     struct slot *slot = arg;
 
     (void)s;
+    if (slot->probing) /* a probe every few seconds per slot: not worth a line each */
+        return;
     event_log_phase(&slot->st->log, slot->index, slot->port, session_phase_name(phase));
     ui_view_phase(&slot->st->view, (size_t)slot->index, session_phase_name(phase));
 }
@@ -54,6 +57,8 @@ static void on_note(struct session *s, const char *what, const char *text, void 
     struct slot *slot = arg;
 
     (void)s;
+    if (slot->probing)
+        return;
     event_log_note(&slot->st->log, slot->index, slot->port, what, text);
     ui_view_note(&slot->st->view, (size_t)slot->index, what, text);
 }
@@ -65,7 +70,7 @@ void station_sample_progress(struct station *st)
         struct session_snapshot snap;
         struct ui_row r;
 
-        if (st->slots[i].session == NULL)
+        if (st->slots[i].session == NULL || st->slots[i].probing)
             continue;
         session_snapshot(st->slots[i].session, &snap);
         memset(&r, 0, sizeof(r));
@@ -99,7 +104,10 @@ static void on_done(struct session *s, void *arg)
 {
     struct slot *slot = arg;
 
-    station_slot_done(slot, session_report(s));
+    if (slot->probing)
+        station_line_probe_done(slot, s);
+    else
+        station_slot_done(slot, session_report(s));
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -115,6 +123,10 @@ static void on_signal(uv_signal_t *h, int signum)
             signum == SIGINT   ? "SIGINT"
             : signum == SIGHUP ? "SIGHUP"
                                : "SIGTERM");
+    if (st->cfg->continuous) {
+        station_line_stop(st);
+        return;
+    }
     for (size_t i = 0; i < st->n_slots; i++)
         if (st->slots[i].session != NULL && !st->slots[i].finished)
             session_interrupt(st->slots[i].session);
@@ -136,6 +148,7 @@ void station_stop_loop_handles(struct station *st)
     close_handle((uv_handle_t *)&st->sigterm);
     close_handle((uv_handle_t *)&st->sighup);
     loop_probe_close(&st->probe);
+    station_line_close_handles(st);
 }
 
 /* ---- The run ---- */
@@ -176,25 +189,60 @@ static const struct port_info *find_port_info(const struct station *st, const ch
     return NULL;
 }
 
+static const struct session_callbacks session_cb = {on_phase, on_note, on_done, get_payload};
+
+int station_slot_session_new(struct slot *slot, enum session_mode mode, struct es_err *err)
+{
+    struct station *st = slot->st;
+    struct session_config sc = {0};
+
+    sc.profiles = st->cfg->profiles;
+    sc.n_profiles = st->cfg->n_profiles;
+    sc.stubs = st->stubs;
+    sc.mode = mode;
+    sc.timeout_scale = st->cfg->timeout_scale;
+    sc.verbose = st->cfg->verbose;
+    sc.usb = find_port_info(st, slot->port);
+    sc.slot = slot->index;
+    sc.port = slot->port;
+    return session_new(&st->loop, &sc, &session_cb, slot, &slot->session, err);
+}
+
+int station_slot_init(struct station *st, struct slot *slot, size_t i, char *port)
+{
+    const struct port_info *usb = find_port_info(st, port);
+
+    slot->st = st;
+    slot->index = (int)i;
+    slot->port = port;
+    /* A line's stable name for the operator: the USB location survives a re-plug into another
+     * tty. A single run keeps naming the port. */
+    slot->name = st->cfg->continuous && usb != NULL && usb->location != NULL ? usb->location : port;
+    ui_view_slot(&st->view, i, slot->index, slot->name);
+    if (st->cfg->continuous) {
+        if (uv_timer_init(&st->loop, &slot->timer) < 0)
+            return -1;
+        slot->timer_ok = 1;
+    }
+    return 0;
+}
+
+/* Spare slots for ports plugged in during a continuous run. */
+#define LINE_SPARE_SLOTS 64
+
 static int start_sessions(struct station *st, char **ports, size_t n_ports, struct es_err *err)
 {
-    static const struct session_callbacks cb = {on_phase, on_note, on_done, get_payload};
     enum ui_view_mode mode = st->cfg->output == STATION_OUTPUT_JSON ? UI_VIEW_QUIET
                              : st->cfg->output == STATION_OUTPUT_AUTO && isatty(STDOUT_FILENO)
                                  ? UI_VIEW_LIVE
                                  : UI_VIEW_LINES;
-    struct session_config sc = {0};
+    size_t cap = n_ports + (st->cfg->continuous ? LINE_SPARE_SLOTS : 0);
 
-    st->slots = calloc(n_ports, sizeof(*st->slots));
-    if (st->slots == NULL || ui_view_init(&st->view, stdout, mode, n_ports) < 0)
+    st->slots = calloc(cap ? cap : 1, sizeof(*st->slots));
+    if (st->slots == NULL || ui_view_init(&st->view, stdout, mode, n_ports, cap) < 0)
         return es_fail(err, ES_NOMEM, "out of memory");
-    st->n_slots = n_ports;
-    sc.profiles = st->cfg->profiles;
-    sc.n_profiles = st->cfg->n_profiles;
-    sc.stubs = st->stubs;
-    sc.mode = st->cfg->mode;
-    sc.timeout_scale = st->cfg->timeout_scale;
-    sc.verbose = st->cfg->verbose;
+    st->cap_slots = cap;
+    st->view.has_totals = st->cfg->continuous; /* a line's footer: its totals, also at zero */
     /* USB identities for the reports; a port that is not listed (pty, socket) has none. */
     if (port_list(&st->ports, &st->n_ports, err) < 0) {
         st->ports = NULL;
@@ -202,55 +250,72 @@ static int start_sessions(struct station *st, char **ports, size_t n_ports, stru
     }
     for (size_t i = 0; i < n_ports; i++) {
         struct slot *slot = &st->slots[i];
-        sc.usb = find_port_info(st, ports[i]);
-        slot->st = st;
-        slot->index = (int)i;
-        slot->port = ports[i];
-        ui_view_slot(&st->view, i, slot->index, slot->port);
-        sc.slot = (int)i;
-        sc.port = ports[i];
-        if (session_new(&st->loop, &sc, &cb, slot, &slot->session, err) < 0)
+
+        if (station_slot_init(st, slot, i, ports[i]) < 0)
+            return es_fail(err, ES_IO, "uv_timer_init failed");
+        st->n_slots = i + 1;
+        if (st->cfg->continuous)
+            continue;
+        if (station_slot_session_new(slot, st->cfg->mode, err) < 0)
             return -(int)err->code;
     }
     for (size_t i = 0; i < n_ports; i++) {
+        if (st->cfg->continuous) {
+            st->slots[i].present = 1;
+            station_line_slot_start(&st->slots[i]);
+            continue;
+        }
         st->n_running++;
         session_start(st->slots[i].session);
     }
     return 0;
 }
 
-static int write_run_summary(struct station *st, struct station_result *res)
+int station_write_summary(struct station *st, const struct report_run_slot *slots, size_t n,
+                          struct es_err *err)
 {
     struct report_profile *profiles = calloc(st->cfg->n_profiles, sizeof(*profiles));
     struct report_run run = {0};
-    struct report_run_slot *slots = calloc(st->n_slots ? st->n_slots : 1, sizeof(*slots));
-    struct es_err err;
     int rc;
 
-    for (size_t i = 0; profiles != NULL && i < st->cfg->n_profiles; i++) {
+    if (profiles == NULL)
+        return es_fail(err, ES_NOMEM, "out of memory writing %s", REPORT_RUN_FILE);
+    for (size_t i = 0; i < st->cfg->n_profiles; i++) {
         profiles[i].name = st->cfg->profiles[i]->name;
         memcpy(profiles[i].sha256, st->cfg->profiles[i]->sha256, 32);
     }
-    for (size_t i = 0; slots != NULL && i < st->n_slots; i++) {
-        slots[i] = st->slots[i].summary;
+    run.profiles = profiles;
+    run.n_profiles = st->cfg->n_profiles;
+    run.start_ms = st->start_ms;
+    run.end_ms = report_now_ms();
+    run.slots = slots;
+    run.n_slots = n;
+    rc = report_write_run(st->run_dir, &run, err);
+    free(profiles);
+    return rc;
+}
+
+/* run.json at the end: one pass lists the slots, a continuous run every board it recorded. */
+static int write_run_summary(struct station *st, struct station_result *res)
+{
+    size_t n = st->cfg->continuous ? st->n_records : st->n_slots;
+    struct report_run_slot *slots = calloc(n ? n : 1, sizeof(*slots));
+    struct es_err err;
+    int rc;
+
+    for (size_t i = 0; slots != NULL && i < n; i++) {
+        slots[i] = st->cfg->continuous ? st->records[i].entry : st->slots[i].summary;
         switch (slots[i].result) {
         case REPORT_PASS: res->passed++; break;
         case REPORT_FAIL: res->failed++; break;
         case REPORT_INTERRUPTED: res->interrupted++; break;
         }
     }
-    run.profiles = profiles;
-    run.n_profiles = profiles != NULL ? st->cfg->n_profiles : 0;
-    run.start_ms = st->start_ms;
-    run.end_ms = report_now_ms();
-    run.slots = slots;
-    run.n_slots = slots != NULL ? st->n_slots : 0;
     station_writer_spare_release(&st->writer);
-    rc = report_write_run(st->run_dir, &run, &err);
+    rc = station_write_summary(st, slots, slots != NULL ? n : 0, &err);
     if (rc < 0)
         fprintf(stderr, "espstation: %s: no %s: %s\n", st->run_dir, REPORT_RUN_FILE, err.msg);
     station_writer_spare_take(&st->writer);
-    free(profiles);
     free(slots);
     return rc;
 }
@@ -284,6 +349,22 @@ static void report_losses(struct station *st, struct station_result *res, int su
     if (summary_rc < 0)
         fprintf(stderr, "espstation: RUN FAILED: %s/%s was not written\n", st->run_dir,
                 REPORT_RUN_FILE);
+}
+
+/* Continuous mode's watches, on the directory of espsim's first port too (sim_port). */
+static int line_open(struct station *st, const char *sim_port, struct es_err *err)
+{
+    char dir[PATH_MAX];
+    char *slash;
+
+    if (sim_port == NULL)
+        return station_line_open(st, NULL, err);
+    snprintf(dir, sizeof(dir), "%s", sim_port);
+    slash = strrchr(dir, '/');
+    if (slash == NULL)
+        return station_line_open(st, ".", err);
+    *slash = '\0';
+    return station_line_open(st, dir, err);
 }
 
 /* The loop and its handles: signals (a closed terminal or SSH session, SIGHUP, stops the run
@@ -385,6 +466,8 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
 
     if ((rc = load_stubs(&st, err)) < 0)
         goto out_stubs;
+    if (cfg->continuous && (rc = station_line_check(cfg, err)) < 0)
+        goto out_stubs;
     /* Before any board (or espsim) is touched: can the reports directory hold this run? */
     rc = report_dir_preflight(
         reports_root,
@@ -406,7 +489,8 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
         ports = sim_ports;
         n_ports = n_sim;
     }
-    if (n_ports == 0) {
+    /* A line may start empty and wait for its ports to appear. */
+    if (n_ports == 0 && !(cfg->continuous && cfg->n_watch > 0)) {
         rc = es_fail(err, ES_USAGE,
                      "no ports to flash: give --port, list ports in the profile, or use "
                      "--simulate N");
@@ -426,13 +510,21 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
         goto out_sim;
     }
     station_writer_init(&st.writer, &st.loop);
+    /* A line runs for days: its journal is closed off in files of JOURNAL_ROTATE_BYTES. */
+    if (cfg->continuous)
+        st.log.rotate_bytes = JOURNAL_ROTATE_BYTES;
 
     event_log_run_start(&st.log, cfg->profiles[0]->name, n_ports,
                         cfg->mode == SESSION_VERIFY ? "verify" : "flash");
     rc = start_sessions(&st, ports, n_ports, err);
+    if (rc == 0 && cfg->continuous)
+        rc = line_open(&st, n_sim > 0 ? sim_ports[0] : NULL, err);
     if (st.view.mode == UI_VIEW_LIVE)
         uv_timer_start(&st.ui_timer, on_ui_timer, 0, UI_REDRAW_MS);
-    if (rc < 0) {
+    if (rc < 0 && cfg->continuous) {
+        st.stopping = 1;
+        station_line_stop(&st);
+    } else if (rc < 0) {
         /* Sessions already started still end through on_done; stop the rest. */
         for (size_t i = 0; i < st.n_slots; i++)
             if (st.slots[i].session != NULL && st.n_running > 0)
@@ -454,7 +546,9 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
         session_free(st.slots[i].session);
         free(st.slots[i].report_error);
         free(st.slots[i].dup_slots);
+        free(st.slots[i].port_owned);
     }
+    station_line_free(&st);
     free(st.slots);
     ui_view_close(&st.view);
     event_log_free(&st.log);

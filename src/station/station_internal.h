@@ -32,6 +32,28 @@ struct slot {
     struct es_err dup_error;
     int *dup_slots; /* other slots with this board's MAC (malloc'd) */
     size_t n_dup_slots;
+
+    /* ---- A production line (--continuous, station_line.c) ---- */
+    char *port_owned;    /* port, when the slot was made for a port plugged in later */
+    const char *name;    /* stable: the USB location, else the port */
+    int present;         /* the port exists (it can vanish and come back) */
+    int probing;         /* session is a probe, not a board to record */
+    int timer_ok;        /* timer is initialised (closed with the station) */
+    uv_timer_t timer;    /* the next probe */
+    int last_pass_valid; /* last_mac: the MAC of the last board that passed here */
+    uint8_t last_mac[6];
+    int64_t last_pass_ms;
+    int last_fail_valid; /* last_fail_mac: a board that failed here and was not seen leaving */
+    uint8_t last_fail_mac[6];
+    int64_t last_fail_ms;
+    char status[96]; /* what the operator sees besides the result ("already flashed at ...") */
+    char last_mac_text[18];
+};
+
+/* One finished board of a continuous run, for run.json. */
+struct line_record {
+    struct report_run_slot entry; /* report_file: file (owned) */
+    char *file;
 };
 
 struct station {
@@ -56,6 +78,18 @@ struct station {
     struct port_info *ports; /* the system's serial ports, for USB identities in reports */
     size_t n_ports;
     struct station_sim sim;
+
+    /* ---- A production line (--continuous, station_line.c) ---- */
+    size_t cap_slots; /* slots has room for this many (hot-plugged ports take the rest) */
+    struct line_record *records; /* every finished board, for run.json */
+    size_t n_records, cap_records;
+    size_t line_passed, line_failed, line_interrupted;
+    uint64_t line_board_ms; /* the boards' session times, summed (mean time per board) */
+    uv_fs_event_t *watches; /* one per directory a port pattern lives in */
+    size_t n_watches;
+    char **patterns; /* what a new port must match (owned) */
+    size_t n_patterns;
+    int summary_jobs; /* run.json writes queued on the writer */
 };
 
 /* The session of slot has ended with session_rep: records its verdict (checking for a duplicate
@@ -69,5 +103,37 @@ double station_elapsed_s(const struct station *st);
 /* The last board is recorded (or none could start): closes the station's own handles, so the
  * loop ends. */
 void station_stop_loop_handles(struct station *st);
+
+/* ---- A production line (station_line.c) ---- */
+
+/* Fills slot (index i of st->slots, for port) and its view row; in continuous mode also its
+ * probe timer. Returns 0, or -1 (the timer could not be made). */
+int station_slot_init(struct station *st, struct slot *slot, size_t i, char *port);
+/* A new session for slot's board in mode (not started). Returns 0 or a negative code. */
+int station_slot_session_new(struct slot *slot, enum session_mode mode, struct es_err *err);
+
+/* Before anything is touched: every directory a port pattern lives in exists, so it can be
+ * watched. Returns 0 or ES_USAGE. */
+int station_line_check(const struct station_config *cfg, struct es_err *err);
+/* Sets up continuous mode before the sessions start: hot-plug watches on the directories of the
+ * patterns (and of sim_dir, for --simulate), and the first run.json. Returns 0 or a negative
+ * code with err set. */
+int station_line_open(struct station *st, const char *sim_dir, struct es_err *err);
+/* Starts slot's first session: a flash, or (after a board passed here) a probe. */
+void station_line_slot_start(struct slot *slot);
+/* slot's board is recorded (report, "done" line): counts it, rewrites run.json, frees its
+ * session and waits for the next board. */
+void station_line_recorded(struct slot *slot);
+/* A probe session ended. */
+void station_line_probe_done(struct slot *slot, struct session *s);
+/* SIGINT/SIGTERM/SIGHUP: no new sessions; ends the loop once every board is recorded. */
+void station_line_stop(struct station *st);
+/* Closes the probe timers and the hot-plug watches (the loop is ending). */
+void station_line_close_handles(struct station *st);
+/* Frees what continuous mode holds (after the loop). */
+void station_line_free(struct station *st);
+/* run.json's boards so far (continuous) or the slots (one pass). */
+int station_write_summary(struct station *st, const struct report_run_slot *slots, size_t n,
+                          struct es_err *err);
 
 #endif

@@ -25,6 +25,7 @@ struct report_job {
 struct sync_job {
     struct station_job job;
     struct slot *slot;
+    struct event_log_sync_req req; /* taken on the loop thread: rotation changes the fd */
     int rc;
     struct es_err err;
 };
@@ -63,7 +64,7 @@ static void on_sync_work(struct station_job *job)
 {
     struct sync_job *j = container_of(job, struct sync_job, job);
 
-    j->rc = event_log_sync(&j->slot->st->log, &j->err);
+    j->rc = event_log_sync_run(&j->req, &j->err);
 }
 
 /* The board's report and its "done" line are durable: only now is it told and counted. */
@@ -77,6 +78,10 @@ static void slot_recorded(struct slot *slot)
         es_format_mac(rep->mac, ':', mac);
     ui_view_done(&st->view, (size_t)slot->index, report_result_name(rep->result),
                  rep->result == REPORT_PASS ? mac : rep->error.msg);
+    if (st->cfg->continuous) {
+        station_line_recorded(slot);
+        return;
+    }
     if (--st->n_running == 0)
         station_stop_loop_handles(st);
 }
@@ -128,6 +133,7 @@ static void on_report_done(struct station_job *job)
         return;
     }
     sync->slot = slot;
+    event_log_sync_take(&st->log, &sync->req);
     sync->job.work = on_sync_work;
     sync->job.done = on_sync_done;
     station_writer_submit(&st->writer, &sync->job);
@@ -250,7 +256,10 @@ void station_slot_done(struct slot *slot, const struct report_device *session_re
     slot->summary.mac_valid = rep->mac_valid;
     memcpy(slot->summary.mac, rep->mac, 6);
     slot->summary.profile_name = rep->profile_name;
-    check_duplicate_mac(slot->st, slot);
+    /* A line sees the same board again by design (put back, or on another slot later): the
+     * probe's MAC check handles that, not the one-pass duplicate rule. */
+    if (!slot->st->cfg->continuous)
+        check_duplicate_mac(slot->st, slot);
     slot->finished = 1;
     show_verdict(slot);
     /* The "done" line, its sync and the count follow the report (on_report_done). */

@@ -35,7 +35,17 @@ static const char *short_port(const char *port)
     return slash != NULL && slash[1] != '\0' ? slash + 1 : port;
 }
 
-void ui_table_draw(FILE *f, const struct ui_row *rows, size_t n, double elapsed_s)
+void ui_totals_format(const struct ui_totals *t, char *out, size_t cap)
+{
+    size_t done = t->passed + t->failed;
+
+    snprintf(out, cap, "%zu passed, %zu failed, yield %.1f%%, %.0f boards/h, %.1f s per board",
+             t->passed, t->failed, done > 0 ? 100.0 * (double)t->passed / (double)done : 0.0,
+             t->boards_per_hour, t->mean_board_s);
+}
+
+void ui_table_draw(FILE *f, const struct ui_row *rows, size_t n, double elapsed_s,
+                   const struct ui_totals *totals)
 {
     size_t passed = 0, failed = 0;
     char b[BAR_WIDTH + 1];
@@ -49,16 +59,25 @@ void ui_table_draw(FILE *f, const struct ui_row *rows, size_t n, double elapsed_
         int pct = r->total_bytes > 0 ? (int)(r->done_bytes * 100 / r->total_bytes) : 0;
 
         bar(b, r->done_bytes, r->total_bytes);
-        fprintf(f, "%-4d %-12.12s %-8s %-17s %-9s %s %4d%% %8.1f  %s\n", r->slot,
+        fprintf(f, "%-4d %-12.12s %-8s %-17s %-9s %s %4d%% %8.1f  %s%s%s%s%s\n", r->slot,
                 short_port(r->port), r->chip != NULL ? r->chip : "-",
                 r->mac[0] != '\0' ? r->mac : "-", r->phase, b, pct, r->rate_bps * 8 / 1000,
-                r->result != NULL ? r->result : "");
+                r->result != NULL ? r->result : "", r->error != NULL ? ": " : "",
+                r->error != NULL ? r->error : "", r->status != NULL ? "  " : "",
+                r->status != NULL ? r->status : "");
         if (r->result != NULL && strcmp(r->result, "pass") == 0)
             passed++;
         else if (r->result != NULL)
             failed++;
     }
-    fprintf(f, "\n%zu passed, %zu failed, %zu running\n", passed, failed, n - passed - failed);
+    if (totals != NULL) {
+        char text[160];
+
+        ui_totals_format(totals, text, sizeof(text));
+        fprintf(f, "\n%s\n", text);
+    } else {
+        fprintf(f, "\n%zu passed, %zu failed, %zu running\n", passed, failed, n - passed - failed);
+    }
     fflush(f);
 }
 

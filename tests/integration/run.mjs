@@ -15,7 +15,8 @@
 //   [images]   NAME CHIP SIZE SEED   images made with mkimage
 //   [profile]  YAML; @file(NAME) and @sha256(NAME) expand to the image's path and hash
 //              ([profile2] ... for a mixed bench: each board takes the profile of its chip)
-//   [run]      command=run|verify  args=...  sim_args=...  time_scale=X  exit=N
+//   [run]      command=run|verify  args=...  sim_args=...  time_scale=X  exit=N (or N|M: either;
+//              SIGKILL: killed by it)
 //              before=run (flash first, then the command)  poke=SLOT:OFFSET (flip a flash byte
 //              before the command)  signal=SIGINT|SIGHUP|SIGKILL@PHASE (sent when a board
 //              reaches PHASE)
@@ -25,14 +26,33 @@
 //              second=PHASE   when a board reaches PHASE, run a second espstation on the same
 //                             bench (second_ports=..., second_exit=N; reports in @dir/reports2)
 //              In args, ports, second_ports and expect lines: @dir is the case's directory,
+//              @mac(N) board N's first MAC,
 //              @sim espsim's port directory, @port(N) board N's port, @real(N) the device that
 //              port links to, @pid the first espstation's process id.
+//   [events]   what to do to the bench while espstation runs (continuous cases), one per line:
+//                before ACTION              once espsim is ready, before espstation starts
+//                at SECONDS ACTION          SECONDS (times ESPSTATION_TIMEOUT_MULTIPLIER) after
+//                                           espstation started
+//                on SLOT:WHAT[:N] ACTION    when espstation's Nth (default 1st) line for slot
+//                                           SLOT says WHAT: a --lines "what" (pass, fail, slot,
+//                                           already_flashed...) or a phase name (write, done...)
+//                each SLOT|*:WHAT ACTION    on every such line (of any slot with *); @slot in
+//                                           ACTION is the line's slot; must happen at least once
+//              ACTION: sim COMMAND...  an espsim control command on its stdin (unplug 0,
+//                                      swap 1 mac=..., plug 0; @mac(N) is board N's first
+//                                      MAC); a reply that is not ok fails the case
+//                      stop [SIGNAL]   SIGINT (or SIGNAL) to espstation (a continuous run ends;
+//                                      with SIGKILL, give exit=SIGKILL)
 //   [expect]   slot N key=value ...  (result, phase, code, loader, chip, retries>=N, x<=N,
 //                                     msg~=TEXT, where '_' in TEXT stands for a space)
 //              flash N                (slot N's flash holds every image, byte for byte)
 //              journal [partial]      (journal.jsonl: every line is whole JSON, one done per slot)
 //              reports N              (N device reports in the run directory)
-//              run key=value ...      (run.json, e.g. counts.interrupted=4)
+//              run key=value ...      (run.json, e.g. counts.interrupted=4; also key>=N, key<=N)
+//              runmatch [partial]     (run.json's counts and boards agree with the device
+//                                      reports: each board's file, result and MAC; partial,
+//                                      after a kill: every board run.json lists is right, and
+//                                      at most one report per slot is not listed yet)
 //              norun                  (no run directory was created: nothing was touched)
 //              stderr TEXT / stdout TEXT   (the output contains TEXT)
 //              second ...             (any of the above, for the second espstation)
@@ -82,11 +102,34 @@ function expectError(words) {
     case "norun": return count(0);
     case "run":
       if (rest.length === 0) return "'run' checks nothing: add key=value items";
-      for (const kv of rest) if (!/^\w[\w.]*=.*$/.test(kv)) return `run item '${kv}' is not KEY=VALUE`;
+      for (const kv of rest) {
+        const m = kv.match(KV);
+        if (!m || m[2] === "~=") return `run item '${kv}' is not KEY=VALUE, KEY>=N or KEY<=N`;
+        if (m[2] !== "=" && !/^\d+$/.test(m[3])) return `run item '${kv}': ${m[2]} needs a number`;
+      }
       return null;
+    case "runmatch": return rest.length === 0 || (rest.length === 1 && rest[0] === "partial") ? null : `'runmatch' takes nothing or 'partial', got '${rest.join(" ")}'`;
     case "stderr": case "stdout": return rest.length > 0 ? null : `'${kind}' needs the text to look for`;
     default: return `unknown [expect] keyword '${kind}'`;
   }
+}
+
+// The grammar of one [events] line: null when it fits, else why not.
+function eventError(words) {
+  const [when, arg, ...action] = words;
+  if (when === "before") {
+    action.unshift(arg);
+    if (action[0] === "stop") return "'before' cannot stop a station not yet started";
+  } else if (when === "at") {
+    if (!/^\d+(\.\d+)?$/.test(arg || "")) return `'at' needs seconds, got '${arg ?? ""}'`;
+  } else if (when === "on") {
+    if (!/^\d+:\w+(:\d+)?$/.test(arg || "")) return `'on' needs SLOT:WHAT[:N], got '${arg ?? ""}'`;
+  } else if (when === "each") {
+    if (!/^(\d+|\*):\w+$/.test(arg || "")) return `'each' needs SLOT:WHAT or *:WHAT, got '${arg ?? ""}'`;
+  } else return `an event starts with 'before', 'at', 'on' or 'each', got '${when}'`;
+  if (action[0] === "stop") return action.length === 1 || (action.length === 2 && /^SIG[A-Z]+$/.test(action[1])) ? null : "'stop' takes nothing or a signal name";
+  if (action[0] === "sim") return action.length > 1 ? null : "'sim' needs a command";
+  return `the action is 'sim COMMAND...' or 'stop', got '${action.join(" ")}'`;
 }
 
 // Reads a case file. Anything the runner would not act on is an error (see the top of the file).
@@ -100,7 +143,7 @@ function parseCase(file) {
     if (m) {
       cur = m[1];
       if (sections[cur]) fail(`section [${cur}] appears twice`);
-      if (!["bench", "images", "run", "expect"].includes(cur) && !/^profile\d*$/.test(cur))
+      if (!["bench", "images", "run", "events", "expect"].includes(cur) && !/^profile\d*$/.test(cur))
         fail(`unknown section [${cur}]`);
       sections[cur] = [];
       continue;
@@ -112,6 +155,10 @@ function parseCase(file) {
     }
     if (!cur.startsWith("profile") && blank) continue;
     if (cur === "images" && raw.trim().split(/\s+/).length !== 4) fail(`[images] line '${raw.trim()}' is not NAME CHIP SIZE SEED`);
+    if (cur === "events") {
+      const why = eventError(raw.trim().split(/\s+/));
+      if (why) fail(`[events] ${why}`);
+    }
     if (cur === "expect") {
       const words = raw.trim().split(/\s+/);
       const why = expectError(words[0] === "second" ? words.slice(1) : words);
@@ -226,11 +273,94 @@ function runStation(log, prog, args, opts) {
       hook.fn();
       hook = null;
     }
+    if (opts.onLine) opts.onLine(line);
   });
   const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
   const done = Promise.all([exited, outDone, errDone]).then(([{ code, signal }]) =>
     ({ code, signal, lines, stderr, stdout: lines.join("\n") }));
-  return { pid: child.pid, done };
+  return { pid: child.pid, child, done };
+}
+
+// Acts on the [events] lines while the station runs: espsim commands on its stdin (each reply
+// must be ok) and SIGINT to the station. Returns { onLine, start, finish } for runStation.
+function eventDriver(lines, sim, log, check) {
+  const events = lines.map((l) => {
+    const words = l.trim().replace(/@mac\((\d+)\)/g, (_, n) => {
+      if (!sim.boards[Number(n)]) throw new Error(`[events] @mac(${n}): the bench has no board ${n}`);
+      return sim.boards[Number(n)].mac;
+    }).split(/\s+/);
+    if (words[0] === "before") words.splice(1, 0, "");
+    const [when, arg, kind, ...cmd] = words;
+    const e = { line: l.trim(), when, kind, cmd: cmd.join(" "), done: false };
+    if (when === "at") e.at = Number(arg) * 1000 * MULT;
+    else if (when !== "before") {
+      const [slot, what, n] = arg.split(":");
+      Object.assign(e, { slot: slot === "*" ? -1 : Number(slot), what, n: Number(n || 1), seen: 0 });
+    }
+    return e;
+  });
+  const timers = [];
+  let station = null;
+  const replies = [];
+  if (sim.child !== null)
+    sim.child.stdout.on("data", (d) => {
+      for (const l of String(d).split("\n")) {
+        if (!l.startsWith("{")) continue;
+        try {
+          const o = JSON.parse(l);
+          if ("ok" in o) replies.push(o);
+        } catch { /* a partial line: the log has it whole */ }
+      }
+    });
+  let sent = 0, stopped = false;
+  const fire = (e, slot) => {
+    if ((e.done && e.when !== "each") || (stopped && e.kind !== "stop")) return;
+    e.done = true;
+    log.line("runner", "out", `event: ${e.line}${slot === undefined ? "" : ` (slot ${slot})`}`);
+    if (e.kind === "stop") {
+      if (station) station.child.kill(e.cmd || "SIGINT");
+      stopped = true;
+    } else if (sim.child === null) check(false, `[events] '${e.line}': no espsim runs`);
+    else {
+      sent++;
+      sim.child.stdin.write(e.cmd.replace(/@slot/g, String(slot)) + "\n");
+    }
+  };
+  return {
+    // The 'before' commands, answered, before the station starts.
+    async before() {
+      const want = events.filter((e) => e.when === "before");
+      for (const e of want) fire(e);
+      const until = Date.now() + 10000 * MULT;
+      while (replies.length < want.length && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      // espsim has removed the port when it answers; the directory watch of a station started
+      // now sees nothing of it.
+    },
+    start(st) {
+      station = st;
+      for (const e of events) if (e.when === "at") timers.push(setTimeout(() => fire(e), e.at));
+    },
+    onLine(line) {
+      const m = line.match(/^\S+ slot (\d+) \S+: (\w+): (.*)$/);
+      if (!m) return;
+      for (const e of events) {
+        if (!(e.when === "on" && !e.done) && e.when !== "each") continue;
+        if (e.slot !== -1 && e.slot !== Number(m[1])) continue;
+        if (m[2] !== e.what && !(m[2] === "phase" && m[3] === e.what)) continue;
+        if (e.when === "each") fire(e, Number(m[1]));
+        else if (++e.seen === e.n) fire(e);
+      }
+    },
+    async finish() {
+      for (const t of timers) clearTimeout(t);
+      // Commands sent just before the station ended are answered a moment later.
+      const until = Date.now() + 5000 * MULT;
+      while (replies.length < sent && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      for (const e of events) check(e.done, `[events] '${e.line}' never happened`);
+      check(replies.length === sent, `espsim answered ${replies.length} of ${sent} commands`);
+      for (const r of replies) check(r.ok === true, `espsim refused a command: ${JSON.stringify(r)}`);
+    },
+  };
 }
 
 // "exit 2" or "killed by SIGSEGV", for messages.
@@ -243,13 +373,17 @@ function findRunDir(reports) {
   return path.join(reports, runs[runs.length - 1]);
 }
 
+// The device reports by slot (a continuous run's slot: its last board), and by file name.
 function slotReports(runDir) {
   const bySlot = {};
+  const byFile = {};
   for (const f of fs.readdirSync(runDir)) {
     if (!f.endsWith(".json") || f === "run.json") continue;
     const r = JSON.parse(fs.readFileSync(path.join(runDir, f), "utf8"));
-    bySlot[r.slot] = r;
+    byFile[f] = r;
+    if (!bySlot[r.slot] || String(bySlot[r.slot].end) < String(r.end)) bySlot[r.slot] = r;
   }
+  Object.defineProperty(bySlot, "files", { value: byFile, enumerable: false });
   return bySlot;
 }
 
@@ -353,16 +487,50 @@ function checkStation(words, st, sim, images, check) {
     if (words[1] !== "partial")
       check(done.size === sim.boards.length, `${st.name}journal has done for ${done.size} of ${sim.boards.length} slots`);
   } else if (kind === "reports") {
-    check(Object.keys(reports).length === Number(words[1]),
-      `${st.name}${Object.keys(reports).length} device reports, expected ${words[1]}`);
+    const n = Object.keys(reports.files).length;
+    check(n === Number(words[1]), `${st.name}${n} device reports, expected ${words[1]}`);
+  } else if (kind === "runmatch") {
+    const runJson = path.join(runDir, "run.json");
+    if (!fs.existsSync(runJson)) { check(false, `${st.name}no run.json`); return; }
+    const r = JSON.parse(fs.readFileSync(runJson, "utf8"));
+    const partial = words[1] === "partial";
+    const all = reports.files;
+    // After a kill, the boards run.json lists; a report written just before the kill may not
+    // be listed yet (its run.json rewrite comes after it), one per slot at most.
+    const files = partial ? Object.fromEntries(r.slots.filter((b) => b.report_file in all).map((b) => [b.report_file, all[b.report_file]])) : all;
+    if (partial) {
+      const extra = Object.keys(all).length - Object.keys(files).length;
+      check(extra >= 0 && extra <= sim.boards.length, `${st.name}${extra} reports are not in run.json (at most one per slot may be)`);
+    }
+    const counts = { passed: 0, failed: 0, interrupted: 0 };
+    const countOf = { pass: "passed", fail: "failed", interrupted: "interrupted" };
+    for (const rep of Object.values(files)) {
+      check(rep.result in countOf, `${st.name}a report's result is '${rep.result}'`);
+      if (rep.result in countOf) counts[countOf[rep.result]]++;
+    }
+    for (const k of Object.keys(counts))
+      check(r.counts[k] === counts[k], `${st.name}run.json counts.${k} is ${r.counts[k]}, the reports say ${counts[k]}`);
+    check(r.counts.total === Object.keys(files).length && r.slots.length === r.counts.total,
+      `${st.name}run.json lists ${r.slots.length} boards (total ${r.counts.total}), the run directory holds ${Object.keys(files).length} reports`);
+    const named = new Set();
+    for (const b of r.slots) {
+      const rep = files[b.report_file];
+      if (!rep) { check(false, `${st.name}run.json names ${b.report_file}, which is not in the run directory`); continue; }
+      check(!named.has(b.report_file), `${st.name}run.json names ${b.report_file} twice`);
+      named.add(b.report_file);
+      check(rep.result === b.result && rep.slot === b.slot && (rep.mac ?? null) === (b.mac ?? null),
+        `${st.name}run.json's ${b.report_file} (slot ${b.slot}, ${b.result}, ${b.mac}) differs from the report (slot ${rep.slot}, ${rep.result}, ${rep.mac})`);
+    }
   } else if (kind === "run") {
     const runJson = path.join(runDir, "run.json");
     if (!fs.existsSync(runJson)) { check(false, `${st.name}no run.json`); return; }
     const r = JSON.parse(fs.readFileSync(runJson, "utf8"));
     for (const kv of words.slice(1)) {
-      const m = kv.match(/^(\w[\w.]*)=(.*)$/);
+      const m = kv.match(KV);
       if (!m) { check(false, `run: cannot read '${kv}'`); continue; }
-      check(String(get(r, m[1])) === m[2], `${st.name}run.json ${m[1]} is '${get(r, m[1])}', expected '${m[2]}'`);
+      if (m[2] === ">=") check(Number(get(r, m[1])) >= Number(m[3]), `${st.name}run.json ${m[1]} is ${get(r, m[1])}, expected >= ${m[3]}`);
+      else if (m[2] === "<=") check(Number(get(r, m[1])) <= Number(m[3]), `${st.name}run.json ${m[1]} is ${get(r, m[1])}, expected <= ${m[3]}`);
+      else check(String(get(r, m[1])) === m[3], `${st.name}run.json ${m[1]} is '${get(r, m[1])}', expected '${m[3]}'`);
     }
   } else {
     check(false, `unknown [expect] keyword '${kind}'`);
@@ -416,6 +584,7 @@ async function runCase(file, dir, log) {
     .replace(/@sim/g, path.join(dir, "sim"))
     .replace(/@port\((\d+)\)/g, (_, n) => board(n).port)
     .replace(/@real\((\d+)\)/g, (_, n) => board(n).real)
+    .replace(/@mac\((\d+)\)/g, (_, n) => board(n).mac)
     .replace(/@pid/g, String(firstPid));
   const portArgs = (spec) => {
     const list = spec === undefined ? sim.boards.map((b) => b.port) : subst(spec).split(",");
@@ -447,7 +616,9 @@ async function runCase(file, dir, log) {
     const extra = run.args ? subst(run.args).split(" ") : [];
     const command = run.command || "run";
     let second = null;
-    const opts = { signal: run.signal, prlimit: run.prlimit };
+    const driver = eventDriver(sections.events || [], sim, log, check);
+    await driver.before();
+    const opts = { signal: run.signal, prlimit: run.prlimit, onLine: (l) => driver.onLine(l) };
     if (run.second)
       opts.onPhase = {
         phase: run.second,
@@ -459,7 +630,9 @@ async function runCase(file, dir, log) {
     const first = runStation(log, stations[0].prog, [command, ...profiles, ...baseArgs(stations[0]),
       ...portArgs(run.ports), ...extra], opts);
     firstPid = first.pid;
+    driver.start(first);
     stations[0].result = await first.done;
+    await driver.finish();
     if (run.second) {
       check(second !== null, `no board reached ${run.second}: the second station never ran`);
       if (second !== null) stations[1].result = await second.done;
@@ -472,12 +645,12 @@ async function runCase(file, dir, log) {
 
   // The exit status first: when it is wrong, the reports are not what the case describes.
   const result = stations[0].result;
-  const wantExit = run.exit === undefined ? 0 : Number(run.exit);
+  const wantExit = run.exit === undefined ? "0" : run.exit;
   let exitOk;
-  if (run.signal && run.signal.startsWith("SIGKILL"))
+  if ((run.signal && run.signal.startsWith("SIGKILL")) || wantExit === "SIGKILL")
     exitOk = result.signal === "SIGKILL";
-  else exitOk = result.signal === null && result.code === wantExit;
-  check(exitOk, `espstation ended with ${ended(result)}, expected ${run.signal && run.signal.startsWith("SIGKILL") ? "to be killed by SIGKILL" : `exit status ${wantExit}`}`);
+  else exitOk = result.signal === null && wantExit.split("|").map(Number).includes(result.code);
+  check(exitOk, `espstation ended with ${ended(result)}, expected ${(run.signal && run.signal.startsWith("SIGKILL")) || wantExit === "SIGKILL" ? "to be killed by SIGKILL" : `exit status ${wantExit}`}`);
   if (stations[1].result !== null) {
     const wantSecond = run.second_exit === undefined ? 0 : Number(run.second_exit);
     const r = stations[1].result;

@@ -69,6 +69,14 @@ const cases = [
   { name: "no-run-directory", want: "no run directory under",
     text: refused + "[run]\nexit=2 args=\"--timeout-scale nan\"\n[expect]\nslot 0 result=pass\n" },
   { name: "byte-2-off-the-bootloader-offset", want: "slot 0: flash differs from", text: byte2 },
+  { name: "event-unknown-when", want: "an event starts with 'before', 'at', 'on' or 'each', got 'when'",
+    text: refused + "[run]\nexit=2\n[events]\nwhen 0:pass stop\n" },
+  { name: "event-unknown-action", want: "the action is 'sim COMMAND...' or 'stop', got 'halt'",
+    text: refused + "[run]\nexit=2\n[events]\non 0:pass halt\n" },
+  { name: "event-never-happened", want: "[events] 'on 0:pass stop' never happened",
+    text: refused + "[run]\nexit=2 args=\"--timeout-scale nan\"\n[events]\non 0:pass stop\n" },
+  { name: "event-command-refused", want: "espsim refused a command",
+    text: refused + "[run]\nexit=2 args=\"--timeout-scale nan\"\n[events]\nbefore sim unplug 7\n" },
 ];
 
 const top = fs.mkdtempSync(path.join(os.tmpdir(), "es-it-selftest-"));

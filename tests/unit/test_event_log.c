@@ -166,11 +166,75 @@ static void test_failure_said_once(void **state)
     assert_null(log.error);
 }
 
+/* Counts path's lines and checks that each one is whole (ends in '\n' and is JSON-ish). Returns
+ * the count, or -1 when the file is missing. */
+static int whole_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int n = 0;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        size_t len = strlen(line);
+
+        assert_true(len > 2 && line[0] == '{' && line[len - 1] == '\n' && line[len - 2] == '}');
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+/* A continuous run's journal is closed off in files of about rotate_bytes, named in order; the
+ * rotated descriptor is synced and closed by the next sync, and no line is lost or split. */
+static void test_rotation(void **state)
+{
+    const char *dir = *state;
+    struct event_log log;
+    struct event_log_sync_req req;
+    struct es_err err;
+    char path[4200];
+    int total = 0, n, files = 0;
+
+    assert_int_equal(event_log_open(&log, dir, NULL, stderr, &err), 0);
+    log.rotate_bytes = 400;
+    for (int i = 0; i < 40; i++) {
+        event_log_phase(&log, i % 4, "/dev/ttyUSB0", "write");
+        /* A sync between boards retires the file the last rotation closed off. */
+        if (i % 5 == 4) {
+            event_log_sync_take(&log, &req);
+            assert_int_equal(log.retired_fd, -1);
+            assert_int_equal(event_log_sync_run(&req, &err), 0);
+        }
+    }
+    assert_true(log.journal.rotations >= 2);
+    assert_true(log.journal_ok);
+    event_log_close(&log);
+    event_log_free(&log);
+    for (unsigned k = 1;; k++) {
+        snprintf(path, sizeof(path), "%s/journal.%06u.jsonl", dir, k);
+        if ((n = whole_lines(path)) < 0)
+            break;
+        /* Each rotated file reached the limit and went no further than one retire cycle. */
+        assert_true(n >= 1);
+        total += n;
+        files++;
+        unlink(path);
+    }
+    assert_int_equal(files, (int)log.journal.rotations);
+    snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_FILE_NAME);
+    n = whole_lines(path);
+    assert_true(n >= 0);
+    assert_int_equal(total + n, 40);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_event_line, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_failure_said_once, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_rotation, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

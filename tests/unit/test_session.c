@@ -67,6 +67,36 @@ static void test_pass(void **state)
     harness_free(h);
 }
 
+/* A probe (a continuous line looking for the next board): connect, detect, identify, then the
+ * board back into its firmware, and a pass with the MAC; no stub, no flash command, no write. */
+static void test_probe(void **state)
+{
+    static const enum session_phase want[] = {
+        SESSION_PHASE_OPEN,     SESSION_PHASE_RESET, SESSION_PHASE_SYNC, SESSION_PHASE_DETECT,
+        SESSION_PHASE_IDENTIFY, SESSION_PHASE_RUN,   SESSION_PHASE_DONE,
+    };
+    struct harness *h = harness_new();
+    const struct report_device *rep;
+
+    (void)state;
+    h->cfg.mode = SESSION_PROBE;
+    rep = harness_run(h);
+    assert_int_equal(rep->result, REPORT_PASS);
+    assert_true(rep->mac_valid);
+    assert_memory_equal(rep->mac, board_mac, 6);
+    assert_int_equal(h->n_phases, (int)(sizeof(want) / sizeof(want[0])));
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        assert_int_equal(h->phase_order[i], want[i]);
+    assert_int_equal(h->b.ops[ROM_OP_MEM_BEGIN].seen, 0);
+    assert_int_equal(h->b.ops[ROM_OP_SPI_ATTACH].seen, 0);
+    assert_int_equal(h->b.ops[ROM_OP_FLASH_DEFL_BEGIN].seen, 0);
+    assert_int_equal(h->b.ops[ROM_OP_FLASH_DEFL_DATA].seen, 0);
+    assert_int_equal(h->b.resets, 2); /* into the loader, then back into the firmware */
+    for (size_t i = 0; i < APP_BYTES; i++)
+        assert_int_equal(h->b.flash[APP_OFFSET + i], 0xFF);
+    harness_free(h);
+}
+
 /* The write window is one block: no FLASH_DEFL_DATA goes out before the reply to the previous
  * one has been read, also when the replies are slow. */
 static void test_write_window(void **state)
@@ -367,6 +397,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pass),
+        cmocka_unit_test(test_probe),
         cmocka_unit_test(test_write_window),
         cmocka_unit_test(test_lost_block),
         cmocka_unit_test(test_late_reply_dropped),

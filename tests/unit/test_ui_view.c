@@ -29,7 +29,7 @@ static void test_lines_mode_prints_events(void **state)
 
     (void)state;
     assert_non_null(f);
-    assert_int_equal(ui_view_init(&v, f, UI_VIEW_LINES, 2), 0);
+    assert_int_equal(ui_view_init(&v, f, UI_VIEW_LINES, 2, 2), 0);
     ui_view_slot(&v, 0, 0, "/dev/ttyUSB0");
     ui_view_slot(&v, 1, 1, "/dev/ttyUSB1");
     assert_string_equal(v.rows[1].phase, "-");
@@ -55,7 +55,7 @@ static void test_quiet_mode_prints_nothing(void **state)
 
     (void)state;
     assert_non_null(f);
-    assert_int_equal(ui_view_init(&v, f, UI_VIEW_QUIET, 1), 0);
+    assert_int_equal(ui_view_init(&v, f, UI_VIEW_QUIET, 1, 1), 0);
     ui_view_slot(&v, 0, 0, "p");
     ui_view_phase(&v, 0, "sync");
     ui_view_note(&v, 0, "chip", "ESP32");
@@ -77,7 +77,7 @@ static void test_verdict_wins_in_summary(void **state)
 
     (void)state;
     assert_non_null(f);
-    assert_int_equal(ui_view_init(&v, f, UI_VIEW_LIVE, 2), 0);
+    assert_int_equal(ui_view_init(&v, f, UI_VIEW_LIVE, 2, 2), 0);
     ui_view_slot(&v, 0, 0, "/dev/a");
     ui_view_slot(&v, 1, 1, "/dev/b");
     memset(&live, 0, sizeof(live));
@@ -101,9 +101,43 @@ static void test_verdict_wins_in_summary(void **state)
     fclose(f);
 }
 
+/* A line: a slot added later, its status said as a line, a verdict cleared when the board
+ * leaves, and the totals as the footer of the table and of the summary. */
+static void test_continuous_rows_and_totals(void **state)
+{
+    struct ui_view v;
+    FILE *f = tmpfile();
+    char text[4096];
+    struct ui_totals t = {9, 1, 0, 360.0, 7.5};
+
+    (void)state;
+    assert_non_null(f);
+    assert_int_equal(ui_view_init(&v, f, UI_VIEW_LINES, 1, 2), 0);
+    assert_int_equal(ui_view_add(&v), 0);
+    assert_int_equal(v.n, 2);
+    assert_int_equal(ui_view_add(&v), -1); /* full */
+    ui_view_slot(&v, 1, 1, "1-1.4");
+    ui_view_verdict(&v, 1, "pass", NULL);
+    ui_view_status(&v, 1, "already flashed at 14:20, remove it", 1);
+    assert_string_equal(v.verdicts[1], "pass");
+    ui_view_status(&v, 1, "waiting for a board", 0);
+    assert_null(v.verdicts[1]);
+    ui_view_totals(&v, &t);
+    ui_view_summary(&v, 100.0);
+    slurp(f, text, sizeof(text));
+    assert_non_null(strstr(text, " slot 1 1-1.4: slot: already flashed at 14:20, remove it\n"));
+    assert_non_null(strstr(text, " slot 1 1-1.4: slot: waiting for a board\n"));
+    assert_non_null(strstr(text, "totals: 9 passed, 1 failed, yield 90.0%, 360 boards/h, 7.5 s per "
+                                 "board\n"));
+    assert_non_null(strstr(text, "line stopped after 100.0 s: 9 passed"));
+    ui_view_close(&v);
+    fclose(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_continuous_rows_and_totals),
         cmocka_unit_test(test_lines_mode_prints_events),
         cmocka_unit_test(test_quiet_mode_prints_nothing),
         cmocka_unit_test(test_verdict_wins_in_summary),
