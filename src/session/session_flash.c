@@ -270,14 +270,15 @@ void verify_done(struct session *s, const struct rom_reply *r)
 /* Hard reset into the new firmware (§5.2): RTS asserted for 100 ms, then released. */
 void enter_run_reset(struct session *s)
 {
+    /* A probe only looks at which board is there: it starts the firmware but checks nothing. */
+    const struct profile_boot_check *boot =
+        s->cfg.mode == SESSION_PROBE ? NULL : s->profile->boot_check;
     struct es_err err;
 
     if (s->profile->reset_after == PROFILE_RESET_AFTER_NONE || !port_can_reset(s->port)) {
         if (s->profile->reset_after != PROFILE_RESET_AFTER_NONE)
             session_note(s, "reset", "port has no modem lines: board left in the loader%s",
-                         s->profile->boot_check != NULL
-                             ? "; boot check skipped, the firmware never started"
-                             : "");
+                         boot != NULL ? "; boot check skipped, the firmware never started" : "");
         session_finish(s, REPORT_PASS);
         return;
     }
@@ -294,8 +295,7 @@ void enter_run_reset(struct session *s)
     }
     /* The boot check listens from the first byte the firmware prints: its rate is set while the
      * chip is still held in reset. */
-    if (s->profile->boot_check != NULL &&
-        port_set_baud(s->port, s->profile->boot_check->baud, &err) < 0) {
+    if (boot != NULL && port_set_baud(s->port, boot->baud, &err) < 0) {
         session_fail_err(s, &err);
         return;
     }
@@ -303,7 +303,7 @@ void enter_run_reset(struct session *s)
         session_fail_err(s, &err);
         return;
     }
-    if (s->profile->boot_check != NULL) {
+    if (boot != NULL) {
         goto_state(s, ST_BOOT);
         return;
     }

@@ -57,8 +57,10 @@ static void on_note(struct session *s, const char *what, const char *text, void 
     struct slot *slot = arg;
 
     (void)s;
-    if (slot->probing)
+    if (slot->probing) {
+        station_line_probe_note(slot, what, text);
         return;
+    }
     event_log_note(&slot->st->log, slot->index, slot->port, what, text);
     ui_view_note(&slot->st->view, (size_t)slot->index, what, text);
 }
@@ -200,6 +202,10 @@ int station_slot_session_new(struct slot *slot, enum session_mode mode, struct e
     sc.n_profiles = st->cfg->n_profiles;
     sc.stubs = st->stubs;
     sc.mode = mode;
+    /* A line's probe keeps listening until a board in download mode answers (a board without
+     * auto-reset needs its operator's BOOT and EN/RST) or the port goes: the wait resets a board
+     * with auto-reset every few seconds, which is the probe's low duty cycle. */
+    sc.wait_for_download = st->cfg->continuous && mode == SESSION_PROBE;
     sc.timeout_scale = st->cfg->timeout_scale;
     sc.verbose = st->cfg->verbose;
     sc.usb = find_port_info(st, slot->port);

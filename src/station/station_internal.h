@@ -46,7 +46,9 @@ struct slot {
     int last_fail_valid; /* last_fail_mac: a board that failed here and was not seen leaving */
     uint8_t last_fail_mac[6];
     int64_t last_fail_ms;
-    char status[96]; /* what the operator sees besides the result ("already flashed at ...") */
+    char status[352]; /* what the operator sees besides the result ("already flashed at ...",
+                       * or a probe's hint such as "hold BOOT and tap EN/RST") */
+    int probe_waited; /* the running probe found no board at first and waits for one */
     char last_mac_text[18];
 };
 
@@ -126,6 +128,9 @@ void station_line_slot_start(struct slot *slot);
 void station_line_recorded(struct slot *slot);
 /* A probe session ended. */
 void station_line_probe_done(struct slot *slot, struct session *s);
+/* A probe's note: "wait" (no board in download mode: the slot waits for one) and "hint" (what
+ * the board prints instead, and what the operator should do) change what the slot shows. */
+void station_line_probe_note(struct slot *slot, const char *what, const char *text);
 /* SIGINT/SIGTERM/SIGHUP: no new sessions; ends the loop once every board is recorded. */
 void station_line_stop(struct station *st);
 /* Closes the probe timers and the hot-plug watches (the loop is ending). */

@@ -110,6 +110,7 @@ static void start_session(struct slot *slot, enum session_mode mode)
         return;
     }
     slot->probing = mode == SESSION_PROBE;
+    slot->probe_waited = 0;
     if (!slot->probing) {
         set_status(slot, NULL, 0);
         ui_view_phase(&st->view, (size_t)slot->index, "open");
@@ -135,6 +136,22 @@ static void format_hhmm(int64_t ms, char *out, size_t cap)
 
     localtime_r(&t, &tm);
     snprintf(out, cap, "%02d:%02d", tm.tm_hour, tm.tm_min);
+}
+
+void station_line_probe_note(struct slot *slot, const char *what, const char *text)
+{
+    struct station *st = slot->st;
+
+    if (strcmp(what, "wait") == 0) {
+        /* The board that was here is gone (a pass is no longer on show). */
+        slot->probe_waited = 1;
+        set_status(slot, "waiting for a board", 0);
+        show_idle(slot, "waiting");
+    } else if (strcmp(what, "hint") == 0) {
+        event_log_note(&st->log, slot->index, slot->port, what, text);
+        set_status(slot, text, 0);
+        show_idle(slot, "hint");
+    }
 }
 
 void station_line_probe_done(struct slot *slot, struct session *s)
@@ -163,6 +180,8 @@ void station_line_probe_done(struct slot *slot, struct session *s)
         schedule_probe(slot);
         return;
     }
+    if (slot->probe_waited)
+        slot->last_fail_valid = 0; /* seen leaving: a failed board put back is tried again */
     if (slot->last_pass_valid && memcmp(mac, slot->last_mac, 6) == 0 && !st->cfg->reflash) {
         format_hhmm(slot->last_pass_ms, hhmm, sizeof(hhmm));
         es_format_mac(mac, ':', mac_text);
