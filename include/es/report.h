@@ -175,6 +175,11 @@ struct report_profile {
     uint8_t sha256[32]; /* of the profile file */
 };
 
+/* A run's counts when run.json lists only its latest boards (a production line). */
+struct report_run_counts {
+    unsigned long total, passed, failed, interrupted;
+};
+
 struct report_run {
     const struct report_profile *profiles;
     size_t n_profiles;
@@ -184,10 +189,13 @@ struct report_run {
     int64_t start_ms, end_ms;  /* 0: unknown */
     const struct report_run_slot *slots;
     size_t n_slots;
+    /* NULL: the counts are computed from slots, so they always agree with the list. Else the
+     * run's counts, of which slots are the latest boards; run.json then says how many earlier
+     * boards it leaves out ("slots_omitted": their reports and the journal keep them). */
+    const struct report_run_counts *counts;
 };
 
-/* Writes run_dir/run.json. The counts (passed, failed, interrupted, total) are computed from
- * slots, so they always agree with the list. Returns 0, ES_NOMEM or ES_REPORT. */
+/* Writes run_dir/run.json. Returns 0, ES_NOMEM or ES_REPORT. */
 int report_write_run(const char *run_dir, const struct report_run *r, struct es_err *err);
 
 #endif

@@ -39,6 +39,7 @@ struct station_config {
      * rewritten after every board. */
     int continuous;
     int reflash;
+    size_t run_json_latest; /* continuous: run.json lists this many latest boards (0: 1000) */
     char **watch;
     size_t n_watch;
 };

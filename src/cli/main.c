@@ -1,6 +1,7 @@
 /* espstation: argv -> subcommand -> exit status (style.md §9). 0 every board passed, 1 a board
  * failed or the run was interrupted, 2 the profile, an image or the command line is wrong (and
  * then no board was touched). */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -48,7 +49,10 @@ static void usage(FILE *f)
         "                         ports matching --port globs (or espsim's) that appear later\n"
         "                         become slots; run.json is rewritten after every board\n"
         "      --reflash          with --continuous: flash a board again even when its MAC is\n"
-        "                         the one just flashed on that slot\n",
+        "                         the one just flashed on that slot\n"
+        "      --run-json-latest N  with --continuous: run.json lists the latest N boards\n"
+        "                         (default 1000; its counts cover every board, and every\n"
+        "                         board keeps its report and journal lines)\n",
         f);
 }
 
@@ -67,6 +71,7 @@ struct options {
     enum station_output output;
     int verbose;
     int continuous, reflash;
+    unsigned long run_json_latest; /* 0: the station's default */
 };
 
 /* Appends item to a growing list. Returns 0, or -1 out of memory (the list is unchanged). */
@@ -141,7 +146,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         OPT_LINES,
         OPT_TSCALE,
         OPT_CONTINUOUS,
-        OPT_REFLASH
+        OPT_REFLASH,
+        OPT_RUN_JSON_LATEST
     };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, 'p'},
@@ -154,6 +160,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"timeout-scale", required_argument, NULL, OPT_TSCALE},
         {"continuous", no_argument, NULL, OPT_CONTINUOUS},
         {"reflash", no_argument, NULL, OPT_REFLASH},
+        {"run-json-latest", required_argument, NULL, OPT_RUN_JSON_LATEST},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -197,6 +204,21 @@ static int parse_options(int argc, char **argv, struct options *o)
         case OPT_LINES: o->output = STATION_OUTPUT_LINES; break;
         case OPT_CONTINUOUS: o->continuous = 1; break;
         case OPT_REFLASH: o->reflash = 1; break;
+        case OPT_RUN_JSON_LATEST: {
+            char *rest = NULL;
+
+            errno = 0;
+            o->run_json_latest = strtoul(optarg, &rest, 10);
+            if (errno != 0 || rest == optarg || *rest != '\0' || o->run_json_latest < 1 ||
+                o->run_json_latest > 1000000 || optarg[0] == '-') {
+                fprintf(stderr,
+                        "espstation: --run-json-latest '%s': give a number of boards from 1 to "
+                        "1000000\n",
+                        optarg);
+                return EXIT_BADINPUT;
+            }
+            break;
+        }
         default: usage(stderr); return EXIT_BADINPUT;
         }
     }
@@ -421,6 +443,7 @@ static int cmd_run(const struct options *o, enum session_mode mode)
     cfg.timeout_scale = o->timeout_scale;
     cfg.continuous = o->continuous;
     cfg.reflash = o->reflash;
+    cfg.run_json_latest = (size_t)o->run_json_latest;
     /* The patterns new ports are matched against: --port, else the profile's paths. */
     if (o->n_ports > 0) {
         cfg.watch = o->ports;

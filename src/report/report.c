@@ -605,13 +605,21 @@ static json_t *run_json(const struct report_run *r)
         bad |=
             append(profiles, profile_obj(r->profiles[i].name, true, r->profiles[i].sha256, &bad));
     counts = json_object();
-    if (counts != NULL) {
+    if (counts != NULL && r->counts != NULL) {
+        bad |= put(counts, "total", juint(r->counts->total));
+        bad |= put(counts, "passed", juint(r->counts->passed));
+        bad |= put(counts, "failed", juint(r->counts->failed));
+        bad |= put(counts, "interrupted", juint(r->counts->interrupted));
+    } else if (counts != NULL) {
         bad |= put(counts, "total", juint(r->n_slots));
         bad |= put(counts, "passed", juint(passed));
         bad |= put(counts, "failed", juint(failed));
         bad |= put(counts, "interrupted", juint(interrupted));
     }
     bad |= put(root, "counts", counts);
+    if (r->counts != NULL)
+        bad |= put(root, "slots_omitted",
+                   juint(r->counts->total > r->n_slots ? r->counts->total - r->n_slots : 0));
     slots = json_array();
     bad |= put(root, "slots", slots);
     for (size_t i = 0; slots != NULL && i < r->n_slots; i++)

@@ -278,7 +278,7 @@ static int start_sessions(struct station *st, char **ports, size_t n_ports, stru
 }
 
 int station_write_summary(struct station *st, const struct report_run_slot *slots, size_t n,
-                          struct es_err *err)
+                          const struct report_run_counts *counts, struct es_err *err)
 {
     struct report_profile *profiles = calloc(st->cfg->n_profiles, sizeof(*profiles));
     struct report_run run = {0};
@@ -296,6 +296,7 @@ int station_write_summary(struct station *st, const struct report_run_slot *slot
     run.end_ms = report_now_ms();
     run.slots = slots;
     run.n_slots = n;
+    run.counts = counts;
     rc = report_write_run(st->run_dir, &run, err);
     free(profiles);
     return rc;
@@ -306,19 +307,29 @@ static int write_run_summary(struct station *st, struct station_result *res)
 {
     size_t n = st->cfg->continuous ? st->n_records : st->n_slots;
     struct report_run_slot *slots = calloc(n ? n : 1, sizeof(*slots));
+    struct report_run_counts counts;
     struct es_err err;
     int rc;
 
     for (size_t i = 0; slots != NULL && i < n; i++) {
         slots[i] = st->cfg->continuous ? st->records[i].entry : st->slots[i].summary;
+        if (st->cfg->continuous)
+            continue;
         switch (slots[i].result) {
         case REPORT_PASS: res->passed++; break;
         case REPORT_FAIL: res->failed++; break;
         case REPORT_INTERRUPTED: res->interrupted++; break;
         }
     }
+    if (st->cfg->continuous) {
+        station_line_counts(st, &counts);
+        res->passed += counts.passed;
+        res->failed += counts.failed;
+        res->interrupted += counts.interrupted;
+    }
     station_writer_spare_release(&st->writer);
-    rc = station_write_summary(st, slots, slots != NULL ? n : 0, &err);
+    rc = station_write_summary(st, slots, slots != NULL ? n : 0,
+                               st->cfg->continuous ? &counts : NULL, &err);
     if (rc < 0)
         fprintf(stderr, "espstation: %s: no %s: %s\n", st->run_dir, REPORT_RUN_FILE, err.msg);
     station_writer_spare_take(&st->writer);

@@ -83,7 +83,7 @@ struct station {
 
     /* ---- A production line (--continuous, station_line.c) ---- */
     size_t cap_slots; /* slots has room for this many (hot-plugged ports take the rest) */
-    struct line_record *records; /* every finished board, for run.json */
+    struct line_record *records; /* the latest finished boards, for run.json (LINE_RECENT) */
     size_t n_records, cap_records;
     size_t line_passed, line_failed, line_interrupted;
     uint64_t line_board_ms; /* the boards' session times, summed (mean time per board) */
@@ -139,6 +139,8 @@ void station_line_close_handles(struct station *st);
 void station_line_free(struct station *st);
 /* run.json's boards so far (continuous) or the slots (one pass). */
 int station_write_summary(struct station *st, const struct report_run_slot *slots, size_t n,
-                          struct es_err *err);
+                          const struct report_run_counts *counts, struct es_err *err);
+/* The run's counts so far (continuous). */
+void station_line_counts(const struct station *st, struct report_run_counts *out);
 
 #endif

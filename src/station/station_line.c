@@ -208,11 +208,25 @@ void station_line_probe_done(struct slot *slot, struct session *s)
 
 /* ---- Records and run.json ---- */
 
+/* run.json lists a line's latest boards (--run-json-latest, default LINE_RECENT), not all: a
+ * week of boards would make every rewrite (one per board) longer and the station's memory grow.
+ * The counts cover the whole run; every board keeps its report and its journal lines. */
+#define LINE_RECENT 1000
+
+void station_line_counts(const struct station *st, struct report_run_counts *out)
+{
+    out->passed = st->line_passed;
+    out->failed = st->line_failed;
+    out->interrupted = st->line_interrupted;
+    out->total = st->line_passed + st->line_failed + st->line_interrupted;
+}
+
 struct summary_job {
     struct station_job job;
     struct station *st;
     struct report_run_slot *slots; /* a snapshot of the records (the strings are the run's) */
     size_t n;
+    struct report_run_counts counts;
     int rc;
     struct es_err err;
 };
@@ -221,7 +235,7 @@ static void on_summary_work(struct station_job *job)
 {
     struct summary_job *j = container_of(job, struct summary_job, job);
 
-    j->rc = station_write_summary(j->st, j->slots, j->n, &j->err);
+    j->rc = station_write_summary(j->st, j->slots, j->n, &j->counts, &j->err);
 #ifdef __GLIBC__
     /* Building run.json takes memory in proportion to the boards so far, on a pool thread's
      * malloc arena, which glibc keeps mapped after it is freed: hand it back, or the station's
@@ -260,6 +274,7 @@ static void submit_summary(struct station *st)
     for (size_t i = 0; i < st->n_records; i++)
         j->slots[i] = st->records[i].entry;
     j->n = st->n_records;
+    station_line_counts(st, &j->counts);
     j->st = st;
     j->job.work = on_summary_work;
     j->job.done = on_summary_done;
@@ -269,8 +284,19 @@ static void submit_summary(struct station *st)
 
 static int add_record(struct station *st, const struct slot *slot)
 {
+    size_t keep = st->cfg->run_json_latest > 0 ? st->cfg->run_json_latest : LINE_RECENT;
     struct line_record *r;
 
+    /* The oldest go (their reports stay on disk), but only while no queued run.json still
+     * points at their strings. */
+    if (st->n_records >= keep && st->summary_jobs == 0) {
+        size_t drop = st->n_records - (keep - 1);
+
+        for (size_t i = 0; i < drop; i++)
+            free(st->records[i].file);
+        memmove(st->records, st->records + drop, (st->n_records - drop) * sizeof(*st->records));
+        st->n_records -= drop;
+    }
     if (st->n_records == st->cap_records) {
         size_t cap = st->cap_records ? st->cap_records * 2 : 64;
         struct line_record *grown = realloc(st->records, cap * sizeof(*grown));
