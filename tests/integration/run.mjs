@@ -12,7 +12,8 @@
 // Case file: "[section]" headers, then lines.
 //   [bench]    one espsim --board SPEC per line (esp8266, esp32,fault=no-download, ...); without
 //              it no simulator runs (cases that must stop before any board is touched)
-//   [images]   NAME CHIP SIZE SEED   images made with mkimage
+//   [images]   NAME CHIP SIZE SEED [banner=TEXT]   images made with mkimage (TEXT: the firmware's
+//              banner, '_' for spaces: espsim then prints it and answers a REPL after boot)
 //   [profile]  YAML; @file(NAME) and @sha256(NAME) expand to the image's path and hash
 //              ([profile2] ... for a mixed bench: each board takes the profile of its chip)
 //   [run]      command=run|verify  args=...  sim_args=...  time_scale=X  exit=N (or N|M: either;
@@ -154,7 +155,11 @@ function parseCase(file) {
       continue;
     }
     if (!cur.startsWith("profile") && blank) continue;
-    if (cur === "images" && raw.trim().split(/\s+/).length !== 4) fail(`[images] line '${raw.trim()}' is not NAME CHIP SIZE SEED`);
+    if (cur === "images") {
+      const f = raw.trim().split(/\s+/);
+      if (!(f.length === 4 || (f.length === 5 && /^banner=\S+$/.test(f[4]))))
+        fail(`[images] line '${raw.trim()}' is not NAME CHIP SIZE SEED [banner=TEXT]`);
+    }
     if (cur === "events") {
       const why = eventError(raw.trim().split(/\s+/));
       if (why) fail(`[events] ${why}`);
@@ -549,9 +554,10 @@ async function runCase(file, dir, log) {
   // Images and the profile.
   const images = {};
   for (const line of sections.images || []) {
-    const [img, chip, size, seed] = line.trim().split(/\s+/);
+    const [img, chip, size, seed, banner] = line.trim().split(/\s+/);
     const out = path.join(dir, `${img}.bin`);
-    const r = spawnSync(MKIMAGE, ["--chip", chip, "--size", size, "--seed", seed, "-o", out],
+    const extra = banner ? ["--banner", banner.slice("banner=".length).replace(/_/g, " ")] : [];
+    const r = spawnSync(MKIMAGE, ["--chip", chip, "--size", size, "--seed", seed, ...extra, "-o", out],
       { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
     for (const l of r.stderr.split("\n").filter((l) => l !== "")) log.line("mkimage", "err", l);
     if (r.status !== 0) throw new Error(`mkimage for ${img} ended with ${ended({ code: r.status, signal: r.signal })}`);
