@@ -1,15 +1,19 @@
 /* A production line (run --continuous): the station stays up and each slot cycles board after
  * board. A slot with its port present probes (SESSION_PROBE: connect, identify, reset back to
- * the app) every few seconds; a board that answers with a MAC the slot has not just finished is
+ * the app); a probe that finds no board in download mode waits for one at a low duty cycle and
+ * says what a board without auto-reset prints instead ("hold BOOT and tap EN/RST"), and after a
+ * board the next probe comes a few seconds later. A board that answers with a MAC the slot has
+ * not just finished is
  * flashed, the MAC it just passed is not ("already flashed at HH:MM, remove it") unless
  * --reflash. Ports come and go: an inotify watch (uv_fs_event) on each directory a port pattern
  * lives in turns a new matching port into a slot (or gives a known one its port back), and a
  * vanished port makes its slot wait; its session, if any, sees the line die and fails
- * port_closed. Every finished board is kept as a small record for run.json, which is rewritten
- * atomically on the writer after each one, so it is true at any moment and after a kill.
+ * port_closed. The latest finished boards are kept as small records for run.json, which is
+ * rewritten atomically on the writer after each one, so it is true at any moment and after a
+ * kill.
  *
- * Memory per board is the run.json record (about 100 bytes); sessions are freed as each board is
- * recorded, and no descriptor outlives its board. */
+ * Nothing grows with the number of boards: run.json's records are bounded (--run-json-latest),
+ * sessions are freed as each board is recorded, and no descriptor outlives its board. */
 #define _DEFAULT_SOURCE /* realpath */
 #include <fnmatch.h>
 #include <libgen.h>
