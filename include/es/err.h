@@ -47,7 +47,10 @@
       "to only flag it")                                                                           \
     X(BOOT_CHECK, "boot_check",                                                                    \
       "the firmware did not print what the profile's boot_check expects; see the boot log in "     \
-      "the report")
+      "the report")                                                                                \
+    X(FLEET_DB, "fleet_db",                                                                        \
+      "check the database URL, that the server is up, and the role's password; run "               \
+      "'espstation db init URL' once")
 
 enum es_code {
 #define ES_ENUM(name, json, hint) ES_##name,

@@ -1,0 +1,74 @@
+/* es/fleet.h fleet_url_display: a database URL shown without its password, in any spelling. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "es/fleet.h"
+
+static void shows(const char *url, const char *want)
+{
+    char out[256];
+    struct es_err err = {0};
+
+    assert_int_equal(fleet_url_display(url, out, sizeof(out), &err), 0);
+    assert_string_equal(out, want);
+    assert_null(strstr(out, "s3cret"));
+}
+
+static void test_uri_password_is_never_shown(void **state)
+{
+    (void)state;
+    shows("postgresql://station:s3cret@db.factory:5433/fleet", "station@db.factory:5433/fleet");
+    shows("postgresql://station@/factory?host=/tmp/pg&password=s3cret", "station@/tmp/pg/factory");
+    shows("postgres://station:s3cret@db/factory?sslmode=require", "station@db/factory");
+}
+
+static void test_keyword_form_and_defaults(void **state)
+{
+    (void)state;
+    shows("host=10.0.0.5 user=qa password=s3cret dbname=boards", "qa@10.0.0.5/boards");
+    shows("postgresql:///factory", "(default socket)/factory");
+    /* libpq's default database is the user's name. */
+    shows("postgresql://qa@db", "qa@db/qa");
+}
+
+static void test_bad_url_names_the_problem_not_the_password(void **state)
+{
+    char out[64];
+    struct es_err err = {0};
+    (void)state;
+
+    assert_int_equal(
+        fleet_url_display("postgresql://u:s3cret@db/x?nosuchoption=1", out, sizeof(out), &err),
+        -ES_FLEET_DB);
+    assert_int_equal(err.code, ES_FLEET_DB);
+    assert_non_null(strstr(err.msg, "not valid"));
+    assert_null(strstr(err.msg, "s3cret"));
+    assert_string_equal(out, "");
+}
+
+static void test_display_is_cut_to_the_buffer(void **state)
+{
+    char out[8];
+    struct es_err err = {0};
+    (void)state;
+
+    assert_int_equal(fleet_url_display("postgresql://station@db/factory", out, sizeof(out), &err),
+                     0);
+    assert_string_equal(out, "station");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_uri_password_is_never_shown),
+        cmocka_unit_test(test_keyword_form_and_defaults),
+        cmocka_unit_test(test_bad_url_names_the_problem_not_the_password),
+        cmocka_unit_test(test_display_is_cut_to_the_buffer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
