@@ -13,6 +13,7 @@
 #include "es/port.h"
 #include "es/profile.h"
 #include "es/station.h"
+#include "version.h"
 
 #define EXIT_PASS     0
 #define EXIT_FAILED   1
@@ -536,7 +537,7 @@ int main(int argc, char **argv)
     }
     o.command = argv[1];
     if (strcmp(o.command, "--version") == 0 || strcmp(o.command, "version") == 0) {
-        printf("espstation %s\n", ESPSTATION_VERSION);
+        version_print(stdout);
         return EXIT_PASS;
     }
     if (strcmp(o.command, "--help") == 0 || strcmp(o.command, "-h") == 0 ||
