@@ -14,6 +14,8 @@ packages=(
     nodejs npm                                # esptool-js (interop test, flasher stubs)
     valgrind procps python3                   # python3: a test helper of the interop suite
     libpq-dev postgresql-15 util-linux        # fleet publishing; tests start a throwaway server
+    scdoc man-db groff-base                   # man pages: build (scdoc) and render in the tests
+    dpkg-dev file                             # cpack -G DEB: dpkg-shlibdeps, file
 )
 
 missing=()
@@ -35,8 +37,10 @@ if [ ${#missing[@]} -gt 0 ]; then
         "${missing[@]}" >/dev/null
 fi
 
-# npm ci only when node_modules is missing or older than the lockfile.
-if [ -f npm/package-lock.json ]; then
+# npm ci only when node_modules is missing or older than the lockfile. A node_modules that is a
+# symlink (a git worktree sharing another checkout's packages) is that checkout's to update:
+# npm ci would empty the directory it points to, under every tree that shares it.
+if [ -f npm/package-lock.json ] && [ ! -L npm/node_modules ]; then
     if [ ! -d npm/node_modules ] || [ npm/package-lock.json -nt npm/node_modules ]; then
         echo "setup-deps: npm ci (npm/package-lock.json)"
         npm ci --prefix npm --no-audit --no-fund --loglevel=error

@@ -30,7 +30,9 @@ int stub_load(const char *dir, const struct chip *chip, struct stub_image *out, 
 /* Frees the segments and clears out. Safe on a cleared struct. */
 void stub_close(struct stub_image *out);
 
-/* The directory stubs are read from: $ESPSTATION_STUB_DIR if set, else the build's default. */
+/* The directory stubs are read from: $ESPSTATION_STUB_DIR if set, else the installed
+ * ../share/espstation/stubs next to the executable if it exists, else the build tree's
+ * esptool-js directory. The result stays valid until the next call; call before the loop. */
 const char *stub_default_dir(void);
 
 #endif

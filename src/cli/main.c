@@ -13,6 +13,7 @@
 #include "es/port.h"
 #include "es/profile.h"
 #include "es/station.h"
+#include "version.h"
 
 #define EXIT_PASS     0
 #define EXIT_FAILED   1
@@ -28,6 +29,7 @@ static void usage(FILE *f)
         "       espstation verify PROFILE.yaml [options]   QA: read back and compare, never write\n"
         "       espstation check PROFILE.yaml              validate; print the plan\n"
         "       espstation ports                           serial ports with USB identity\n"
+        "       espstation ports --names                   their paths only, one per line\n"
         "       espstation --version\n"
         "\n"
         "options for run and verify:\n"
@@ -74,6 +76,7 @@ struct options {
     int verbose;
     int continuous, reflash;
     unsigned long run_json_latest; /* 0: the station's default */
+    int names;                     /* ports --names: paths only, for scripts and completion */
 };
 
 /* Appends item to a growing list. Returns 0, or -1 out of memory (the list is unchanged). */
@@ -149,7 +152,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         OPT_TSCALE,
         OPT_CONTINUOUS,
         OPT_REFLASH,
-        OPT_RUN_JSON_LATEST
+        OPT_RUN_JSON_LATEST,
+        OPT_NAMES
     };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, 'p'},
@@ -163,6 +167,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"continuous", no_argument, NULL, OPT_CONTINUOUS},
         {"reflash", no_argument, NULL, OPT_REFLASH},
         {"run-json-latest", required_argument, NULL, OPT_RUN_JSON_LATEST},
+        {"names", no_argument, NULL, OPT_NAMES},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -206,6 +211,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         case OPT_LINES: o->output = STATION_OUTPUT_LINES; break;
         case OPT_CONTINUOUS: o->continuous = 1; break;
         case OPT_REFLASH: o->reflash = 1; break;
+        case OPT_NAMES: o->names = 1; break;
         case OPT_RUN_JSON_LATEST: {
             char *rest = NULL;
 
@@ -230,7 +236,9 @@ static int parse_options(int argc, char **argv, struct options *o)
     return 0;
 }
 
-static int cmd_ports(void)
+/* names_only (--names): one path per line and nothing else, not even "no serial ports found",
+ * so that a script or the shell completion can read it as it is. */
+static int cmd_ports(int names_only)
 {
     struct port_info *list;
     size_t n;
@@ -239,6 +247,13 @@ static int cmd_ports(void)
     if (port_list(&list, &n, &err) < 0) {
         fprintf(stderr, "espstation: %s\n", err.msg);
         return EXIT_FAILED;
+    }
+    if (names_only) {
+        port_sort(list, n);
+        for (size_t i = 0; i < n; i++)
+            printf("%s\n", list[i].name);
+        port_list_free(list, n);
+        return EXIT_PASS;
     }
     if (n == 0)
         printf("no serial ports found\n");
@@ -536,7 +551,7 @@ int main(int argc, char **argv)
     }
     o.command = argv[1];
     if (strcmp(o.command, "--version") == 0 || strcmp(o.command, "version") == 0) {
-        printf("espstation %s\n", ESPSTATION_VERSION);
+        version_print(stdout);
         return EXIT_PASS;
     }
     if (strcmp(o.command, "--help") == 0 || strcmp(o.command, "-h") == 0 ||
@@ -554,7 +569,7 @@ int main(int argc, char **argv)
         else if (strcmp(o.command, "check") == 0)
             status = cmd_check(&o);
         else if (strcmp(o.command, "ports") == 0)
-            status = cmd_ports();
+            status = cmd_ports(o.names);
         else {
             fprintf(stderr, "espstation: unknown command '%s'\n", o.command);
             usage(stderr);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "es/install_dir.h"
+
 static int decode_segment(const char *file, json_t *root, const char *key, const char *addr_key,
                           struct stub_segment *seg, struct es_err *err)
 {
@@ -80,9 +82,18 @@ void stub_close(struct stub_image *out)
     memset(out, 0, sizeof(*out));
 }
 
+/* The order, also in espstation(1): $ESPSTATION_STUB_DIR; then the installed stubs,
+ * ../share/espstation/stubs next to the executable (a package); then the build tree's
+ * npm/node_modules/esptool-js path (ESPSTATION_STUB_DIR at configure time). An installed copy wins
+ * over the build path so that a package never reads a source tree it happens to sit next to. */
 const char *stub_default_dir(void)
 {
+    static char installed[4096];
     const char *env = getenv("ESPSTATION_STUB_DIR");
 
-    return env != NULL && env[0] != '\0' ? env : ESPSTATION_STUB_DIR;
+    if (env != NULL && env[0] != '\0')
+        return env;
+    if (es_install_dir(ES_INSTALL_STUB_DIR, installed, sizeof(installed)) == 0)
+        return installed;
+    return ESPSTATION_STUB_DIR;
 }

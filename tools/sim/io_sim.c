@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "es/hex.h"
+#include "es/install_dir.h"
 #include "io.h"
 #include "stubimg.h"
 
@@ -243,8 +244,16 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static int load_stubs(struct io_sim *sim, struct es_err *err)
 {
-    const char *dir = sim->opts->stub_dir != NULL ? sim->opts->stub_dir : ESPSTATION_STUB_DIR;
+    char installed[4096];
+    const char *dir = sim->opts->stub_dir;
     struct es_err e;
+
+    /* Without --stub-dir: the installed stubs next to an installed espsim (share/espstation/stubs,
+     * as espstation looks), else the build tree's. */
+    if (dir == NULL)
+        dir = es_install_dir(ES_INSTALL_STUB_DIR, installed, sizeof(installed)) == 0
+                  ? installed
+                  : ESPSTATION_STUB_DIR;
 
     sim->stubs = calloc(1, sizeof(*sim->stubs));
     if (sim->stubs == NULL)
