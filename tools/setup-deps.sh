@@ -13,6 +13,7 @@ packages=(
     libuv1-dev libserialport-dev libyaml-dev libssl-dev zlib1g-dev libjansson-dev libcmocka-dev
     nodejs npm                                # esptool-js (interop test, flasher stubs)
     valgrind procps python3                   # python3: a test helper of the interop suite
+    systemd                                   # systemd-analyze verify, systemd-sysusers (unit test)
 )
 
 missing=()

@@ -54,4 +54,5 @@ mkdir -p sysfs/devices/platform/serial8250/tty/ttyS0
 ln -s ../../../serial8250 sysfs/devices/platform/serial8250/tty/ttyS0/device
 ln -s ../../devices/platform/serial8250/tty/ttyS0 sysfs/class/tty/ttyS0
 mkdir -p sysfs/devices/virtual/tty/tty0
+echo 4:0 >sysfs/devices/virtual/tty/tty0/dev # no device link: a virtual console
 ln -s ../../devices/virtual/tty/tty0 sysfs/class/tty/tty0
