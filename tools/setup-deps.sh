@@ -16,6 +16,7 @@ packages=(
     libpq-dev postgresql-15 util-linux        # fleet publishing; tests start a throwaway server
     scdoc man-db groff-base                   # man pages: build (scdoc) and render in the tests
     dpkg-dev file                             # cpack -G DEB: dpkg-shlibdeps, file
+    systemd                                   # systemd-analyze verify, systemd-sysusers (unit test)
 )
 
 missing=()

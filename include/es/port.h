@@ -100,6 +100,7 @@ struct port_info {
     char *manufacturer; /* or NULL */
     char *product;      /* or NULL */
     char *location; /* USB port path from sysfs, like "1-1.4" (stable across reboots), or NULL */
+    char *usb_interface; /* the USB interface the tty hangs off, like "1-1.4:1.0", or NULL */
 };
 
 /* Lists the serial ports libserialport knows. *out is an array of *n entries owned by the
@@ -154,5 +155,26 @@ int port_name_cmp(const char *a, const char *b);
  * "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1.4/1-1.4:1.0/ttyUSB0": the deepest component
  * of the form BUS-PORT[.PORT...]. Returns 0 and fills out, or -1 when there is none. */
 int port_location_from_sysfs(const char *devpath, char *out, size_t cap);
+
+/* ---- Stable slot names through udev (port_udev.c) ---- */
+
+/* Finds the USB interface ("1-1.4:1.0": device 1-1.4, configuration 1, interface 0) in a
+ * resolved sysfs device path: the deepest component of the form BUS-PORT[.PORT...]:C.I. Returns 0
+ * and fills out, or -1 when there is none. */
+int port_interface_from_sysfs(const char *devpath, char *out, size_t cap);
+
+/* Lists the USB serial ports of a sysfs tree rooted at sysfs_root ("/sys", or a recorded tree in
+ * the tests): every <root>/class/tty/NAME whose device sits under a USB interface, named
+ * /dev/NAME, with its USB identity read from the USB device's attributes (idVendor, idProduct,
+ * serial, manufacturer, product, busnum, devnum) and sorted by port_sort. Other ttys are left
+ * out. *out is owned by the caller (port_list_free). ES_PORT_OPEN when <root>/class/tty cannot
+ * be read, ES_NOMEM. Reads files only: safe anywhere, but blocking. */
+int port_list_sysfs(const char *sysfs_root, struct port_info **out, size_t *n, struct es_err *err);
+
+/* Writes udev rules giving each USB port of list (in its order) a stable name from where it is
+ * plugged in: /dev/espstation/slot-LOCATION, or slot-LOCATION-ifNN for each port of an adapter
+ * with several (FT2232, FT4232, CP2105). Ports without a location get none. Pure: *text is a
+ * NUL-terminated string the caller frees; ES_NOMEM is the only error. */
+int port_udev_rules(const struct port_info *list, size_t n, char **text, struct es_err *err);
 
 #endif

@@ -14,6 +14,15 @@
 #define REPORT_UTC_LEN  25 /* "2026-11-25T19:30:00.123Z" and its NUL */
 #define REPORT_RUN_FILE "run.json"
 
+/* "$schema" in every device report and run.json: the $id of the JSON Schema that describes the
+ * file, schema/report.schema.json and schema/run.schema.json (installed in
+ * share/espstation/schema). A URN, not a URL: it names the schema and its version without
+ * promising a server; the number is REPORT_SCHEMA. */
+#define REPORT_STR_(x)          #x
+#define REPORT_STR(x)           REPORT_STR_(x)
+#define REPORT_DEVICE_SCHEMA_ID "urn:espstation:schema:report:" REPORT_STR(REPORT_SCHEMA)
+#define REPORT_RUN_SCHEMA_ID    "urn:espstation:schema:run:" REPORT_STR(REPORT_SCHEMA)
+
 enum report_result { REPORT_PASS, REPORT_FAIL, REPORT_INTERRUPTED };
 
 /* "pass", "fail", "interrupted". */

@@ -30,6 +30,8 @@ static void usage(FILE *f)
         "       espstation check PROFILE.yaml              validate; print the plan\n"
         "       espstation ports                           serial ports with USB identity\n"
         "       espstation ports --names                   their paths only, one per line\n"
+        "       espstation ports --udev                    udev rules naming each USB adapter\n"
+        "                                                  /dev/espstation/slot-<USB port>\n"
         "       espstation --version\n"
         "\n"
         "options for run and verify:\n"
@@ -77,6 +79,7 @@ struct options {
     int continuous, reflash;
     unsigned long run_json_latest; /* 0: the station's default */
     int names;                     /* ports --names: paths only, for scripts and completion */
+    int udev;                      /* ports --udev */
 };
 
 /* Appends item to a growing list. Returns 0, or -1 out of memory (the list is unchanged). */
@@ -153,7 +156,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         OPT_CONTINUOUS,
         OPT_REFLASH,
         OPT_RUN_JSON_LATEST,
-        OPT_NAMES
+        OPT_NAMES,
+        OPT_UDEV
     };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, 'p'},
@@ -168,6 +172,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"reflash", no_argument, NULL, OPT_REFLASH},
         {"run-json-latest", required_argument, NULL, OPT_RUN_JSON_LATEST},
         {"names", no_argument, NULL, OPT_NAMES},
+        {"udev", no_argument, NULL, OPT_UDEV},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -212,6 +217,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         case OPT_CONTINUOUS: o->continuous = 1; break;
         case OPT_REFLASH: o->reflash = 1; break;
         case OPT_NAMES: o->names = 1; break;
+        case OPT_UDEV: o->udev = 1; break;
         case OPT_RUN_JSON_LATEST: {
             char *rest = NULL;
 
@@ -273,6 +279,40 @@ static int cmd_ports(int names_only)
     }
     port_list_free(list, n);
     return EXIT_PASS;
+}
+
+/* ports --udev: rules naming each USB serial adapter after its USB port, read from sysfs
+ * (ESPSTATION_SYSFS_ROOT, for the tests' recorded trees, else /sys). udev itself matches on
+ * sysfs, so the rules are written from what udev will see. */
+static int cmd_ports_udev(void)
+{
+    const char *root = getenv("ESPSTATION_SYSFS_ROOT");
+    struct port_info *list;
+    struct es_err err;
+    char *text;
+    size_t n;
+    int rc;
+
+    if (root == NULL || root[0] == '\0')
+        root = "/sys";
+    if (port_list_sysfs(root, &list, &n, &err) < 0) {
+        fprintf(stderr, "espstation: %s\n", err.msg);
+        return EXIT_FAILED;
+    }
+    rc = port_udev_rules(list, n, &text, &err);
+    port_list_free(list, n);
+    if (rc < 0) {
+        fprintf(stderr, "espstation: %s\n", err.msg);
+        return EXIT_FAILED;
+    }
+    fputs(text, stdout);
+    free(text);
+    if (n == 0)
+        fprintf(stderr,
+                "espstation: no USB serial adapter found under %s/class/tty: plug them "
+                "in and run this again\n",
+                root);
+    return fflush(stdout) == 0 ? EXIT_PASS : EXIT_FAILED;
 }
 
 /* Loads every profile and checks they claim different chips; prints the first error. */
@@ -561,6 +601,10 @@ int main(int argc, char **argv)
     }
     /* Options are parsed once, after the subcommand; profiles supply the rest. */
     status = parse_options(argc, argv, &o);
+    if (status == 0 && o.udev && strcmp(o.command, "ports") != 0) {
+        fprintf(stderr, "espstation: --udev is for `espstation ports`\n");
+        status = EXIT_BADINPUT;
+    }
     if (status == 0) {
         if (strcmp(o.command, "run") == 0)
             status = cmd_run(&o, SESSION_FLASH);
@@ -568,6 +612,8 @@ int main(int argc, char **argv)
             status = cmd_run(&o, SESSION_VERIFY);
         else if (strcmp(o.command, "check") == 0)
             status = cmd_check(&o);
+        else if (strcmp(o.command, "ports") == 0 && o.udev)
+            status = cmd_ports_udev();
         else if (strcmp(o.command, "ports") == 0)
             status = cmd_ports(o.names);
         else {

@@ -107,12 +107,12 @@ static char *dup_or_null(const char *s)
     return s != NULL && s[0] != '\0' ? strdup(s) : NULL;
 }
 
-static void sysfs_location(const char *name, char *out, size_t cap)
+static void sysfs_location(const char *name, char *out, size_t cap, char *iface, size_t icap)
 {
     const char *base = strrchr(name, '/');
     char link[PATH_MAX], real[PATH_MAX];
 
-    out[0] = '\0';
+    out[0] = iface[0] = '\0';
     base = base ? base + 1 : name;
     if (snprintf(link, sizeof(link), "/sys/class/tty/%s/device", base) >= (int)sizeof(link))
         return;
@@ -120,6 +120,8 @@ static void sysfs_location(const char *name, char *out, size_t cap)
         return;
     if (port_location_from_sysfs(real, out, cap) < 0)
         out[0] = '\0';
+    if (port_interface_from_sysfs(real, iface, icap) < 0)
+        iface[0] = '\0';
 }
 
 static int info_cmp(const struct port_info *a, const struct port_info *b)
@@ -163,13 +165,14 @@ void port_list_free(struct port_info *list, size_t n)
         free(list[i].manufacturer);
         free(list[i].product);
         free(list[i].location);
+        free(list[i].usb_interface);
     }
     free(list);
 }
 
 static int fill_info(struct port_info *pi, const struct sp_port *sp)
 {
-    char loc[64];
+    char loc[64], iface[64];
     int vid, pid, bus, addr;
 
     pi->usb_vid = pi->usb_pid = pi->usb_bus = pi->usb_address = -1;
@@ -195,8 +198,9 @@ static int fill_info(struct port_info *pi, const struct sp_port *sp)
         pi->serial = dup_or_null(sp_get_port_usb_serial(sp));
         pi->manufacturer = dup_or_null(sp_get_port_usb_manufacturer(sp));
         pi->product = dup_or_null(sp_get_port_usb_product(sp));
-        sysfs_location(pi->name, loc, sizeof(loc));
+        sysfs_location(pi->name, loc, sizeof(loc), iface, sizeof(iface));
         pi->location = dup_or_null(loc);
+        pi->usb_interface = dup_or_null(iface);
     }
     return 0;
 }

@@ -342,6 +342,7 @@ static json_t *device_json(const struct report_device *d)
 
     if (root == NULL)
         return NULL;
+    bad |= put(root, "$schema", json_string(REPORT_DEVICE_SCHEMA_ID));
     bad |= put(root, "schema", json_integer(REPORT_SCHEMA));
     bad |= put(root, "result", json_string(report_result_name(d->result)));
     bad |= put(root, "error", device_error(d, &bad));
@@ -592,6 +593,7 @@ static json_t *run_json(const struct report_run *r)
         }
     }
 
+    bad |= put(root, "$schema", json_string(REPORT_RUN_SCHEMA_ID));
     bad |= put(root, "schema", json_integer(REPORT_SCHEMA));
     bad |= put(root, "tool_version", jstr(r->tool_version ? r->tool_version : ESPSTATION_VERSION));
     bad |= put(root, "station", jstr(station));

@@ -14,14 +14,19 @@
 //              it no simulator runs (cases that must stop before any board is touched)
 //   [images]   NAME CHIP SIZE SEED [banner=TEXT]   images made with mkimage (TEXT: the firmware's
 //              banner, '_' for spaces: espsim then prints it and answers a REPL after boot)
-//   [profile]  YAML; @file(NAME) and @sha256(NAME) expand to the image's path and hash
+//   [profile]  YAML; @file(NAME) and @sha256(NAME) expand to the image's path and hash, @dir to
+//              the case's directory
 //              ([profile2] ... for a mixed bench: each board takes the profile of its chip)
 //   [run]      command=run|verify  args=...  sim_args=...  time_scale=X  exit=N (or N|M: either;
 //              SIGKILL: killed by it)
 //              before=run (flash first, then the command)  poke=SLOT:OFFSET (flip a flash byte
 //              before the command)  signal=SIGINT|SIGHUP|SIGKILL@PHASE (sent when a board
 //              reaches PHASE)
-//              ports=A,B,...  the --port arguments instead of one per board
+//              ports=A,B,...  the --port arguments instead of one per board; ports=profile:
+//                             none, so the profile's ports: list is used
+//              links=NAME:N,...  before espstation starts, the symlink @dir/NAME (directories
+//                             made as needed) to the device board N's port links to: the names
+//                             `espstation ports --udev` rules make, /dev/espstation/slot-1-1.4
 //              prlimit="--fsize=N ..."  run espstation under prlimit(1) with these limits
 //              touch=NAME     create the empty regular file @dir/NAME first
 //              second=PHASE   when a board reaches PHASE, run a second espstation on the same
@@ -65,12 +70,19 @@
 //   where the station patches them: a 0xE9 firmware image at the chip's bootloader offset.
 //
 //   node tests/integration/selftest.mjs proves these rules on deliberately wrong cases.
+//
+// After every case, whatever its result, every device report, run.json and journal line the
+// case's stations wrote is checked against the JSON Schemas in schema/ (tests/schema/
+// validate.mjs): a report field added without the schema fails every case. A journal may end in
+// a partial line only in a case that kills the station or limits its file size.
 import { spawn, spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
+
+import { validateReportsRoot } from "../schema/validate.mjs";
 
 const ESPSTATION = process.env.ESPSTATION;
 const ESPSIM = process.env.ESPSIM;
@@ -173,7 +185,7 @@ function parseCase(file) {
   }
   const run = {};
   const runKeys = ["command", "args", "sim_args", "time_scale", "exit", "before", "poke", "signal",
-    "ports", "prlimit", "touch", "second", "second_ports", "second_exit"];
+    "ports", "prlimit", "touch", "second", "second_ports", "second_exit", "links"];
   for (const line of sections.run || []) {
     // Every item on the line must be KEY=VALUE (VALUE may be "quoted with spaces").
     const rest = line.replace(/(\w+)=("[^"]*"|\S+)/g, (all, key, value) => {
@@ -572,6 +584,7 @@ async function runCase(file, dir, log) {
   const profiles = [];
   for (const sec of Object.keys(sections).filter((k) => k.startsWith("profile")).sort()) {
     const text = sections[sec].join("\n")
+      .replace(/@dir/g, dir)
       .replace(/@file\((\w+)\)/g, (_, n) => image(n).path)
       .replace(/@sha256\((\w+)\)/g, (_, n) => image(n).sha256);
     const p = path.join(dir, `${sec}.yaml`);
@@ -596,6 +609,7 @@ async function runCase(file, dir, log) {
     .replace(/@mac\((\d+)\)/g, (_, n) => board(n).mac)
     .replace(/@pid/g, String(firstPid));
   const portArgs = (spec) => {
+    if (spec === "profile") return [];
     const list = spec === undefined ? sim.boards.map((b) => b.port) : subst(spec).split(",");
     return list.flatMap((p) => ["--port", p]);
   };
@@ -607,6 +621,12 @@ async function runCase(file, dir, log) {
   let simEnd;
   try {
     for (const b of sim.boards) b.real = fs.realpathSync(b.port); // the links go with espsim
+    for (const spec of run.links ? run.links.split(",") : []) {
+      const [name, n] = spec.split(":");
+      const link = path.join(dir, name);
+      fs.mkdirSync(path.dirname(link), { recursive: true });
+      fs.symlinkSync(board(n).real, link);
+    }
     if (run.before === "run") {
       const r = await runStation(log, "before", ["run", ...profiles, ...baseArgs(stations[0]),
         ...portArgs()], {}).done;
@@ -666,6 +686,17 @@ async function runCase(file, dir, log) {
     const ok = r.signal === null && r.code === wantSecond;
     check(ok, `second: espstation ended with ${ended(r)}, expected exit status ${wantSecond}`);
     exitOk = exitOk && ok;
+  }
+  // Every report, run.json and journal line against the schemas, whatever else happened.
+  const killed = (run.signal && run.signal.startsWith("SIGKILL")) || wantExit === "SIGKILL";
+  const partialJournal = killed || run.prlimit !== undefined ||
+    (sections.expect || []).some((l) => /^\s*(second\s+)?journal\s+partial\b/.test(l));
+  for (const st of stations) {
+    try {
+      failures.push(...validateReportsRoot(st.reports, { partialJournal })[0].map((f) => `schema: ${f}`));
+    } catch (e) {
+      failures.push(`schema: ${e.message}`);
+    }
   }
   if (!exitOk) {
     if ((sections.expect || []).length > 0) failures.push("[expect] not checked: the exit status is wrong");

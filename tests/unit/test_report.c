@@ -547,14 +547,18 @@ static struct report_device full_device(void)
 
 static void test_device_round_trip(void **state)
 {
-    static const char *const root_keys[] = {"schema",      "result", "error",
-                                            "slot",        "port",   "usb",
-                                            "chip",        "mac",    "duplicate_mac_slots",
-                                            "flash",       "images", "boot",
-                                            "timings_ms",  "wire",   "retries",
-                                            "loader",      "baud",   "tool_version",
-                                            "profile",     "start",  "end",
-                                            "duration_ms", NULL};
+    static const char *const root_keys[] = {"$schema",      "schema",
+                                            "result",       "error",
+                                            "slot",         "port",
+                                            "usb",          "chip",
+                                            "mac",          "duplicate_mac_slots",
+                                            "flash",        "images",
+                                            "boot",         "timings_ms",
+                                            "wire",         "retries",
+                                            "loader",       "baud",
+                                            "tool_version", "profile",
+                                            "start",        "end",
+                                            "duration_ms",  NULL};
     static const char *const image_keys[] = {"offset",   "offset_hex", "file",     "size",
                                              "sha256",   "md5_sent",   "md5_read", "written_bytes",
                                              "verified", NULL};
@@ -572,13 +576,17 @@ static void test_device_round_trip(void **state)
 
     path_join(path, sizeof(path), dir, name);
     text = slurp(path, NULL);
-    assert_true(strncmp(text, "{\n  \"schema\": 1,\n  \"result\": \"pass\",\n", 37) == 0);
+    assert_true(strncmp(text,
+                        "{\n  \"$schema\": \"urn:espstation:schema:report:1\",\n  \"schema\": "
+                        "1,\n  \"result\": \"pass\",\n",
+                        84) == 0);
     assert_string_equal(text + strlen(text) - 2, "}\n");
     free(text);
 
     root = load_json(dir, name);
     assert_keys(root, root_keys);
     assert_int_equal(I(root, "schema"), REPORT_SCHEMA);
+    assert_string_equal(S(root, "$schema"), REPORT_DEVICE_SCHEMA_ID);
     assert_string_equal(S(root, "result"), "pass");
     NUL(root, "error");
     assert_int_equal(I(root, "slot"), 7);
@@ -850,9 +858,9 @@ static void test_device_invalid_utf8_kept(void **state)
 
 static void test_run_round_trip(void **state)
 {
-    static const char *const root_keys[] = {"schema", "tool_version", "station",     "operator",
-                                            "start",  "end",          "duration_ms", "profiles",
-                                            "counts", "slots",        NULL};
+    static const char *const root_keys[] = {"$schema",  "schema", "tool_version", "station",
+                                            "operator", "start",  "end",          "duration_ms",
+                                            "profiles", "counts", "slots",        NULL};
     static const char *const slot_keys[] = {
         "slot", "port", "mac", "result", "error", "profile", "report_file", "duplicate_mac", NULL};
     const char *dir = *state;
@@ -911,6 +919,7 @@ static void test_run_round_trip(void **state)
     root = load_json(dir, REPORT_RUN_FILE);
     assert_keys(root, root_keys);
     assert_int_equal(I(root, "schema"), REPORT_SCHEMA);
+    assert_string_equal(S(root, "$schema"), "urn:espstation:schema:run:1");
     assert_string_equal(S(root, "tool_version"), "1.2.3");
     assert_string_equal(S(root, "station"), "bench-3");
     assert_string_equal(S(root, "operator"), "alice");
