@@ -75,6 +75,8 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 
 set(CPACK_DEBIAN_STATION_PACKAGE_NAME espstation)
 set(CPACK_DEBIAN_STATION_PACKAGE_SECTION electronics)
+# postinst creates the user espstation@.service runs as (lib/sysusers.d/espstation.conf).
+set(CPACK_DEBIAN_STATION_PACKAGE_CONTROL_EXTRA "${CMAKE_SOURCE_DIR}/packaging/deb/postinst")
 set(CPACK_COMPONENT_STATION_DESCRIPTION
     "flash a bench of ESP8266 and ESP32 boards at once
  espstation flashes firmware onto many ESP8266 (NodeMCU) and ESP32 boards at once over

@@ -52,9 +52,17 @@ for f in usr/bin/espstation usr/bin/espsim \
     usr/share/doc/espstation/examples/esp32-micropython.yaml \
     usr/share/doc/espstation/examples/images/esp8266-demo.bin \
     usr/share/man/man1/espstation.1.gz usr/share/man/man5/espstation-profile.5.gz \
-    usr/share/bash-completion/completions/espstation; do
+    usr/share/bash-completion/completions/espstation \
+    usr/lib/systemd/system/espstation@.service usr/lib/sysusers.d/espstation.conf \
+    usr/share/espstation/schema/report.schema.json usr/share/espstation/schema/run.schema.json \
+    usr/share/espstation/schema/journal.schema.json usr/share/espstation/schema/profile.schema.json; do
     [ -e "$root/$f" ] || fail "$f is not in the package"
 done
+grep -q '^ExecStart=/usr/bin/espstation ' "$root/usr/lib/systemd/system/espstation@.service" ||
+    fail "the unit's ExecStart does not name /usr/bin/espstation"
+# The unit runs as user espstation: the package creates it when installed.
+dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postinst 2>/dev/null | grep -q 'systemd-sysusers' ||
+    fail "the package's postinst does not create the espstation user"
 dpkg-deb -c "$deb" | grep -q ' \./usr/bin/espsim$' && fail "espsim is in the espstation package"
 grep -q '^Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/' \
     "$root/usr/share/doc/espstation/copyright" || fail "copyright is not machine-readable"
