@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "cmd_fleet.h"
 #include "es/port.h"
 #include "es/profile.h"
 #include "es/station.h"
@@ -28,6 +29,10 @@ static void usage(FILE *f)
         "       espstation verify PROFILE.yaml [options]   QA: read back and compare, never write\n"
         "       espstation check PROFILE.yaml              validate; print the plan\n"
         "       espstation ports                           serial ports with USB identity\n"
+        "       espstation db init URL                     create or upgrade the fleet database\n"
+        "       espstation fleet URL [--since WHEN] [--until WHEN] [--station S] [--profile P]\n"
+        "                            [--json]   what the floor did: yield, rate, failures,\n"
+        "                                       duplicate MACs (read-only; default: today)\n"
         "       espstation --version\n"
         "\n"
         "options for run and verify:\n"
@@ -544,6 +549,11 @@ int main(int argc, char **argv)
         usage(stdout);
         return EXIT_PASS;
     }
+    /* The fleet database's commands take options of their own (cmd_fleet.c). */
+    if (strcmp(o.command, "db") == 0)
+        return cmd_db(argc, argv);
+    if (strcmp(o.command, "fleet") == 0)
+        return cmd_fleet(argc, argv);
     /* Options are parsed once, after the subcommand; profiles supply the rest. */
     status = parse_options(argc, argv, &o);
     if (status == 0) {
