@@ -133,7 +133,7 @@ int fleet_text_print(const json_t *summary, FILE *f)
 
     when(summary, "since", from, sizeof(from));
     when(summary, "until", to, sizeof(to));
-    fprintf(f, "fleet database %s: boards that ended from %s to %s (UTC%s)\n",
+    fprintf(f, "fleet database %s: boards that ended from %s to %s (local time, UTC%s)\n",
             str(summary, "database"), from, to, strlen(since) > 19 ? since + 19 : "");
     if (json_array_size(groups) == 0)
         fputs("no boards\n", f);
