@@ -39,14 +39,34 @@ static void on_notice(void *arg, const char *message)
     (void)message;
 }
 
+/* The server's own words for a failed statement: its message, then its detail and hint, without
+ * the "LINE 1: ... ^" excerpt of the statement, which is ours and not the reader's. Empty when
+ * res carries no message from the server (the connection broke). */
+static void server_reason(const PGresult *res, char *out, size_t cap)
+{
+    static const int fields[] = {PG_DIAG_MESSAGE_PRIMARY, PG_DIAG_MESSAGE_DETAIL,
+                                 PG_DIAG_MESSAGE_HINT};
+    size_t n = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; res != NULL && i < sizeof(fields) / sizeof(fields[0]) && n < cap; i++) {
+        const char *text = PQresultErrorField(res, fields[i]);
+
+        if (text != NULL && text[0] != '\0')
+            n += (size_t)snprintf(out + n, cap - n, "%s%s", n > 0 ? "; " : "", text);
+    }
+}
+
 int fleet_db_fail(struct es_err *err, PGconn *conn, const PGresult *res, const char *shown,
                   const char *what)
 {
-    char reason[1024];
-    const char *text = res != NULL ? PQresultErrorMessage(res) : NULL;
+    char reason[1024], text[1024];
 
-    if ((text == NULL || text[0] == '\0') && conn != NULL)
-        text = PQerrorMessage(conn);
+    server_reason(res, text, sizeof(text));
+    if (text[0] == '\0' && res != NULL)
+        snprintf(text, sizeof(text), "%s", PQresultErrorMessage(res));
+    if (text[0] == '\0' && conn != NULL)
+        snprintf(text, sizeof(text), "%s", PQerrorMessage(conn));
     one_line(text, reason, sizeof(reason));
     if (reason[0] == '\0')
         snprintf(reason, sizeof(reason), "no reason given by libpq");

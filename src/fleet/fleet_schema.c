@@ -28,9 +28,22 @@ static void rollback(PGconn *conn)
 static int lock_and_read(PGconn *conn, const char *shown, int *version, struct es_err *err)
 {
     PGresult *res;
+    int absent;
 
     if (fleet_db_exec(conn, shown, "taking the schema lock",
-                      "SELECT pg_advisory_xact_lock(" FLEET_SCHEMA_LOCK ")", err) < 0 ||
+                      "SELECT pg_advisory_xact_lock(" FLEET_SCHEMA_LOCK ")", err) < 0)
+        return -ES_FLEET_DB;
+    /* Created only when absent: a role that may not create tables can still learn that a
+     * database someone else set up is current. */
+    res = PQexec(conn, "SELECT to_regclass('espstation_schema') IS NULL");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        fleet_db_fail(err, conn, res, shown, "looking for espstation_schema");
+        PQclear(res);
+        return -ES_FLEET_DB;
+    }
+    absent = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (absent &&
         fleet_db_exec(conn, shown, "creating espstation_schema", create_version_table, err) < 0)
         return -ES_FLEET_DB;
     res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM espstation_schema");

@@ -72,6 +72,12 @@ expect_refusal "no permission" 1 "fleet database viewer@$PGDIR/locked: .*permiss
 expect_eq "no permission: tables" "$(psql -h "$PGDIR" -U postgres -d locked -X -A -t -c \
     "select count(*) from pg_tables where schemaname = 'public'")" 0
 
+# The same role on a database someone else set up: told it is current (nothing to create).
+pg_sql "grant select on espstation_schema to viewer"
+out=$("$ES" db init "postgresql://viewer:viewer-pw@/factory?host=$PGDIR")
+expect_eq "current, as a role that may not create" "$out" \
+    "fleet database viewer@$PGDIR/factory: schema already at version 1"
+
 # A database from a newer espstation: refused, untouched.
 pg_sql "insert into espstation_schema (version) values (99)"
 before="$(pg_sql "$catalog") $(pg_sql "$objects")"
