@@ -72,7 +72,16 @@ static PGresult *run(struct query *q, const char *what, const char *sql, struct 
     PGresult *res = PQexecParams(q->conn, sql, 4, NULL, q->params, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
         fleet_db_fail(err, q->conn, res, q->shown, what);
+        /* 42P01, undefined_table: a database no station has been set up for yet. */
+        if (state != NULL && strcmp(state, "42P01") == 0) {
+            size_t n = strlen(err->msg);
+
+            snprintf(err->msg + n, sizeof(err->msg) - n,
+                     "; is it the fleet database? 'espstation db init URL' creates the tables");
+        }
         PQclear(res);
         return NULL;
     }

@@ -6,6 +6,7 @@
 # a role with only SELECT, and that fleet's session never writes.
 . "$(dirname "$0")/lib.sh"
 export TZ=UTC
+command -v jq >/dev/null || fail "jq is missing (tools/setup-deps.sh installs it)"
 
 pg_start
 "$ES" db init "$URL" >/dev/null
@@ -201,3 +202,11 @@ expect_eq "wrong password" "$rc" 1
 grep -q "fleet database $shown: cannot connect: .*password authentication failed" "$T/err" ||
     fail "wrong password: $(cat "$T/err")"
 if grep -q -e wrong-pw -e station-pw "$T/err"; then fail "the message shows the password"; fi
+# A database without the tables: the database's error (1), and what to do.
+pg_sql "create database empty owner station"
+rc=0
+"$ES" fleet "${URL/\/factory/\/empty}" >/dev/null 2>"$T/err" || rc=$?
+expect_eq "no tables" "$rc" 1
+expect_eq "no tables: message" "$(cat "$T/err")" "espstation: fleet database station@$PGDIR/empty: reading \
+the boards per station and profile: relation \"boards\" does not exist; is it the fleet database? \
+'espstation db init URL' creates the tables"
