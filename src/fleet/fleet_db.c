@@ -77,9 +77,11 @@ PGconn *fleet_db_connect(const char *url, const char *app_name, char *shown, siz
                          struct es_err *err)
 {
     /* Later keywords override the URL's (expand_dbname): connect_timeout comes first so that a
-     * URL's own wins, application_name last so the server's log says who is asking. */
-    const char *const keys[] = {"connect_timeout", "dbname", "application_name", NULL};
-    const char *const values[] = {"10", url, app_name, NULL};
+     * URL's own wins; application_name so the server's log says who is asking, and UTF-8 text
+     * whatever the database's encoding, as JSON needs. */
+    const char *const keys[] = {"connect_timeout", "dbname", "application_name", "client_encoding",
+                                NULL};
+    const char *const values[] = {"10", url, app_name, "UTF8", NULL};
     PGconn *conn;
 
     if (fleet_url_display(url, shown, shown_cap, err) < 0) {

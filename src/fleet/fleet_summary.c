@@ -142,6 +142,14 @@ static void append(json_t *array, json_t *value, int *ok)
         *ok = 0;
 }
 
+/* Whether v (a JSON string or null) holds what column col of row holds (NULL: null). */
+static int same_text(const json_t *v, const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return json_is_null(v);
+    return json_is_string(v) && strcmp(json_string_value(v), PQgetvalue(res, row, col)) == 0;
+}
+
 /* The group of groups[] whose station and profile are row's columns 0 and 1, or NULL. */
 static json_t *group_of(json_t *groups, const PGresult *res, int row)
 {
@@ -150,14 +158,8 @@ static json_t *group_of(json_t *groups, const PGresult *res, int row)
 
     json_array_foreach(groups, i, g)
     {
-        json_t *profile = json_object_get(g, "profile");
-
-        if (strcmp(json_string_value(json_object_get(g, "station")), PQgetvalue(res, row, 0)) != 0)
-            continue;
-        if (PQgetisnull(res, row, 1)
-                ? json_is_null(profile)
-                : json_is_string(profile) &&
-                      strcmp(json_string_value(profile), PQgetvalue(res, row, 1)) == 0)
+        if (same_text(json_object_get(g, "station"), res, row, 0) &&
+            same_text(json_object_get(g, "profile"), res, row, 1))
             return g;
     }
     return NULL;
@@ -229,16 +231,11 @@ static int read_duplicates(struct query *q, json_t *dups, struct es_err *err)
     if (res == NULL)
         return -ES_FLEET_DB;
     for (int r = 0; ok && r < PQntuples(res); r++) {
-        json_t *b = json_object();
-        json_t *pname = cur != NULL ? json_object_get(cur, "profile") : NULL;
-        int same =
-            cur != NULL &&
-            strcmp(json_string_value(json_object_get(cur, "mac")), PQgetvalue(res, r, 0)) == 0 &&
-            (PQgetisnull(res, r, 1) ? json_is_null(pname)
-                                    : json_is_string(pname) && strcmp(json_string_value(pname),
-                                                                      PQgetvalue(res, r, 1)) == 0);
+        json_t *b;
 
-        if (!same) {
+        /* Rows come ordered by profile and MAC: a new pair starts a new entry. */
+        if (cur == NULL || !same_text(json_object_get(cur, "mac"), res, r, 0) ||
+            !same_text(json_object_get(cur, "profile"), res, r, 1)) {
             cur = json_object();
             put(cur, "mac", value_string(res, r, 0), &ok);
             put(cur, "profile", value_string(res, r, 1), &ok);
@@ -247,6 +244,7 @@ static int read_duplicates(struct query *q, json_t *dups, struct es_err *err)
             if (!ok)
                 break;
         }
+        b = json_object();
         put(b, "station", value_string(res, r, 2), &ok);
         put(b, "run_id", value_string(res, r, 3), &ok);
         put(b, "slot", value_string(res, r, 4), &ok);
