@@ -29,7 +29,7 @@ pg_sql "create database race owner station"
 race=${URL/\/factory/\/race}
 for i in 1 2 3 4; do
     "$ES" db init "$race" >"$T/race.$i.out" 2>&1 &
-    pids[$i]=$!
+    pids[i]=$!
 done
 for i in 1 2 3 4; do
     wait "${pids[$i]}" || fail "concurrent init $i failed: $(cat "$T/race.$i.out")"
