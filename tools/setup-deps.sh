@@ -13,7 +13,7 @@ packages=(
     libuv1-dev libserialport-dev libyaml-dev libssl-dev zlib1g-dev libjansson-dev libcmocka-dev
     nodejs npm                                # esptool-js (interop test, flasher stubs)
     valgrind procps python3                   # python3: a test helper of the interop suite
-    libpq-dev postgresql-15 util-linux        # fleet publishing; tests start a throwaway server
+    libpq-dev postgresql-15 util-linux jq     # fleet publishing; tests start a throwaway server
     scdoc man-db groff-base                   # man pages: build (scdoc) and render in the tests
     dpkg-dev file                             # cpack -G DEB: dpkg-shlibdeps, file
     systemd                                   # systemd-analyze verify, systemd-sysusers (unit test)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "cmd_fleet.h"
 #include "es/port.h"
 #include "es/profile.h"
 #include "es/station.h"
@@ -32,6 +33,11 @@ static void usage(FILE *f)
         "       espstation ports --names                   their paths only, one per line\n"
         "       espstation ports --udev                    udev rules naming each USB adapter\n"
         "                                                  /dev/espstation/slot-<USB port>\n"
+        "       espstation db init URL                     create or upgrade the fleet database\n"
+        "       espstation fleet URL [--json] [--since WHEN] [--until WHEN] [--station S]\n"
+        "                            [--profile P]  the fleet database, read-only: per station\n"
+        "                            and profile, yield, boards/h, top failures, duplicate MACs\n"
+        "                            (default: today; 'espstation fleet --help' for WHEN)\n"
         "       espstation --version\n"
         "\n"
         "options for run and verify:\n"
@@ -599,6 +605,11 @@ int main(int argc, char **argv)
         usage(stdout);
         return EXIT_PASS;
     }
+    /* The fleet database's commands take options of their own (cmd_fleet.c). */
+    if (strcmp(o.command, "db") == 0)
+        return cmd_db(argc, argv);
+    if (strcmp(o.command, "fleet") == 0)
+        return cmd_fleet(argc, argv);
     /* Options are parsed once, after the subcommand; profiles supply the rest. */
     status = parse_options(argc, argv, &o);
     if (status == 0 && o.udev && strcmp(o.command, "ports") != 0) {
