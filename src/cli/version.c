@@ -4,6 +4,7 @@
 #include "version.h"
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <libserialport.h>
 #include <openssl/crypto.h>
 #include <uv.h>
@@ -32,5 +33,7 @@ void version_print(FILE *f)
     fprintf(f, "%s\n", OpenSSL_version(OPENSSL_VERSION));
     fprintf(f, "zlib %s\n", zlibVersion());
     fprintf(f, "jansson %s\n", jansson_version());
+    /* PQlibVersion(): major * 10000 + minor since PostgreSQL 10 (150018 is 15.18). */
+    fprintf(f, "libpq %d.%d\n", PQlibVersion() / 10000, PQlibVersion() % 10000);
     fprintf(f, "stubs %s (esp-flasher-stub)\n", ESPSTATION_STUB_PACKAGE);
 }

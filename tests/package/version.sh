@@ -20,7 +20,7 @@ else
 fi
 
 # Each library by name, with a version that starts with a digit (OpenSSL names itself).
-for lib in libuv libserialport libyaml OpenSSL zlib jansson; do
+for lib in libuv libserialport libyaml OpenSSL zlib jansson libpq; do
     grep -Eq "^$lib [0-9]+\.[0-9]+" <<<"$out" || fail "no '$lib <version>' line"
 done
 # The stub package as package.json names it.
@@ -30,5 +30,5 @@ if [ -f "$pkg_json" ]; then
     grep -Fxq "stubs esptool-js $stub_version (esp-flasher-stub)" <<<"$out" ||
         fail "no 'stubs esptool-js $stub_version (esp-flasher-stub)' line"
 fi
-[ "$(wc -l <<<"$out")" -eq 8 ] || fail "expected 8 lines"
+[ "$(wc -l <<<"$out")" -eq 9 ] || fail "expected 9 lines"
 echo "version.sh: ok ($first)"
