@@ -53,6 +53,13 @@ expect "" "$esp" verify --con
 expect "--reflash --reports" "$esp" run --re
 expect "--run-json-latest" "$esp" run --ru
 expect "--names" "$esp" ports --n
+expect "--udev" "$esp" ports --u
+expect "--publish" "$esp" run --pu
+expect "--station" "$esp" verify --st
+expect "init" "$esp" db i
+expect "" "$esp" db init postgresql://
+expect "--since --station" "$esp" fleet --s
+expect "fleet" "$esp" f
 expect "/dev/ttyUSB0 /dev/ttyUSB1" "$esp" run profile.yaml --port /dev/ttyU
 expect "/dev/ttyACM0" "$esp" verify -p /dev/ttyA
 expect "/dev/ttyACM0" "$esp" run --port = /dev/ttyA
