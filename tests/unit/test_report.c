@@ -547,14 +547,30 @@ static struct report_device full_device(void)
 
 static void test_device_round_trip(void **state)
 {
-    static const char *const root_keys[] = {"schema",      "result", "error",
-                                            "slot",        "port",   "usb",
-                                            "chip",        "mac",    "duplicate_mac_slots",
-                                            "flash",       "images", "boot",
-                                            "timings_ms",  "wire",   "retries",
-                                            "loader",      "baud",   "tool_version",
-                                            "profile",     "start",  "end",
-                                            "duration_ms", NULL};
+    static const char *const root_keys[] = {"schema",
+                                            "result",
+                                            "error",
+                                            "slot",
+                                            "port",
+                                            "usb",
+                                            "chip",
+                                            "mac",
+                                            "duplicate_mac_slots",
+                                            "fleet_duplicate",
+                                            "flash",
+                                            "images",
+                                            "boot",
+                                            "timings_ms",
+                                            "wire",
+                                            "retries",
+                                            "loader",
+                                            "baud",
+                                            "tool_version",
+                                            "profile",
+                                            "start",
+                                            "end",
+                                            "duration_ms",
+                                            NULL};
     static const char *const image_keys[] = {"offset",   "offset_hex", "file",     "size",
                                              "sha256",   "md5_sent",   "md5_read", "written_bytes",
                                              "verified", NULL};
