@@ -107,7 +107,8 @@ void publisher_push(struct publisher *p, struct outbox_record *r);
  * follows), or -1 when not connected (no answer will come: never wait for one). */
 int publisher_lookup(struct publisher *p, uint64_t token, const char *mac, const char *profile_name,
                      const char *station, const char *run_id);
-/* Records not yet confirmed (including the one in flight). */
+/* Records not yet confirmed (including the one in flight; not the one being confirmed in
+ * on_published). */
 size_t publisher_waiting(const struct publisher *p);
 enum publish_state publisher_state(const struct publisher *p);
 /* The URL as shown (fleet_url_display). */

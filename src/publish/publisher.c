@@ -338,7 +338,10 @@ static void connect_start(struct publisher *p)
     struct addrinfo hints;
     int rc;
 
-    set_state(p, PUBLISH_CONNECTING, p->said_state ? p->message : NULL);
+    /* Only the first attempt is news: a retry stays "down" (with its reason) until it works or
+     * fails differently, so a database away for an hour makes one line, not 120. */
+    if (!p->said_state)
+        set_state(p, PUBLISH_CONNECTING, NULL);
     p->hostaddr[0] = '\0';
     if (param(p->params, "hostaddr") != NULL || !needs_resolving(host)) {
         connect_now(p);
@@ -537,7 +540,6 @@ static void record_done(struct publisher *p, int aside)
     p->head = r->next;
     if (p->head == NULL)
         p->tail = NULL;
-    p->waiting--;
     r->next = NULL;
     if (j == NULL) {
         outbox_record_free(r);
@@ -624,6 +626,7 @@ static void record_answered(struct publisher *p, const PGresult *res)
             return;
         }
         snprintf(msg, sizeof(msg), "%.*s", (int)strcspn(why, "\n"), why);
+        p->waiting--;
         if (p->cb->on_refused != NULL)
             p->cb->on_refused(r, msg, p->arg);
         record_done(p, 1);
@@ -635,6 +638,7 @@ static void record_answered(struct publisher *p, const PGresult *res)
         has_dup = 1;
     }
     created = (int64_t)json_integer_value(json_object_get(r->body, "created_ms"));
+    p->waiting--; /* before the call: the station shows the count after this record */
     if (p->cb->on_published != NULL)
         p->cb->on_published(r, inserted, created > 0 ? now_ms() - created : 0,
                             has_dup ? &dup : NULL, p->arg);

@@ -99,6 +99,9 @@ static void slot_reset_board(struct slot *slot)
     slot->n_dup_slots = 0;
     slot->finished = 0;
     memset(&slot->summary, 0, sizeof(slot->summary));
+    slot->lookup_token = 0;
+    slot->fleet_dup_valid = 0;
+    slot->fleet_dup_fail = 0;
 }
 
 static void start_session(struct slot *slot, enum session_mode mode)
