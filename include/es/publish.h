@@ -102,9 +102,10 @@ void publisher_start(struct publisher *p);
 /* Appends r to the records to send (the publisher takes it): records go one at a time, in the
  * order pushed; one that fails for the connection is sent again after a reconnect. */
 void publisher_push(struct publisher *p, struct outbox_record *r);
-/* Asks, if connected, whether mac (aa:bb:cc:dd:ee:ff) already passed profile_name on another
- * run or station than (station, run_id); lookups go before records. Returns 0 (on_lookup
- * follows), or -1 when not connected (no answer will come: never wait for one). */
+/* Asks, if connected or connecting, whether mac (aa:bb:cc:dd:ee:ff) already passed profile_name on
+ * another run or station than (station, run_id); lookups go before records. Returns 0 (on_lookup
+ * follows, with NULL if the connection goes first), or -1 when the database is down (no answer
+ * will come). Never wait for an answer. */
 int publisher_lookup(struct publisher *p, uint64_t token, const char *mac, const char *profile_name,
                      const char *station, const char *run_id);
 /* Records not yet confirmed (including the one in flight; not the one being confirmed in

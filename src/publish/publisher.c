@@ -814,7 +814,9 @@ int publisher_lookup(struct publisher *p, uint64_t token, const char *mac, const
 {
     struct lookup *l, **end;
 
-    if (!p->connected || p->closing || profile_name == NULL)
+    /* While connecting the lookup waits its turn behind the schema check; while down there is
+     * no one to ask. */
+    if (p->closing || profile_name == NULL || (!p->connected && p->state == PUBLISH_DOWN))
         return -1;
     l = calloc(1, sizeof(*l));
     if (l == NULL)
