@@ -6,9 +6,27 @@
 # them all.
 . "$(dirname "$0")/publish_lib.sh"
 
+make_profile p.yaml
+# Bad input before any board: exit 2. A malformed URL, and two profiles naming two databases.
+set +e
+station p.yaml --simulate 1 --publish 'postgresql://a:secret@db/f?nosuch=1' 2>bad1.txt >/dev/null
+expect_eq "a malformed --publish" "$?" 2
+grep -q "^espstation: --publish: the database URL is not valid: invalid URI query parameter" bad1.txt ||
+    fail "a malformed URL: $(cat bad1.txt)"
+! grep -q secret bad1.txt || fail "the password was shown"
+"$MKIMAGE" --chip esp8266 --size 65536 --seed 4 -o app8266.bin >app8266.sha 2>/dev/null
+printf 'chip: esp8266\npublish: postgresql://a@db1/f\nimages: [{offset: 0x0, file: app8266.bin, sha256: %s}]\n' \
+    "$(cut -d' ' -f1 app8266.sha)" >p8266.yaml
+make_profile p32.yaml "publish: postgresql://a@db2/f"
+station p8266.yaml p32.yaml --simulate 1 2>bad2.txt >/dev/null
+expect_eq "two databases" "$?" 2
+set -e
+grep -q 'p8266.yaml:2:10 and .*p32.yaml:4:10 name different publish databases' bad2.txt ||
+    fail "two databases: $(cat bad2.txt)"
+[ ! -d reports ] || fail "bad input touched the reports directory"
+
 pg_start
 pg_schema_init
-make_profile p.yaml
 export ESPSTATION_PUBLISH_GRACE_MS=1000
 bad_pw=${URL/station-pw/not-the-password}
 no_db=${URL/factory/nowhere}
