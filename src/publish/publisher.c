@@ -9,81 +9,14 @@
  * removed on the thread pool. A lost connection keeps the record at the head of the queue and
  * reconnects after a backoff (1 s doubling to 30 s). The insert's ON CONFLICT (record_key) DO
  * NOTHING makes a record confirmed once and sent again (a lost reply, a kill before the file
- * went) land once. The SQL lives here too: the publisher is its only user. */
-#include <arpa/inet.h>
-#include <libpq-fe.h>
+ * went) land once. The connection is publisher_conn.c's, the SQL publisher_sql.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "es/container_of.h"
 #include "es/fleet.h"
-#include "es/publish.h"
-
-#define BACKOFF_FIRST_MS   1000
-#define BACKOFF_MAX_MS     30000
-#define CONNECT_TIMEOUT_MS 10000
-/* A query unanswered this long means a dead peer the kernel has not noticed yet (a server
- * behind a cable pulled out): drop the connection and send again after reconnecting. */
-#define QUERY_TIMEOUT_MS 30000
-
-enum query_kind { Q_NONE, Q_SCHEMA, Q_LOOKUP, Q_BOARD, Q_RUN };
-
-struct lookup {
-    uint64_t token;
-    char mac[18], profile[256], station[256], run_id[256];
-    struct lookup *next;
-};
-
-/* A uv_poll_t of its own per socket: libpq may hand a new socket during PQconnectPoll (another
- * address, SSL then plain), and a poll handle cannot change its fd, so the old one is closed and
- * freed in its close callback while a new one watches the new fd. */
-struct pq_poll {
-    uv_poll_t h;
-    struct publisher *p;
-};
-
-struct remove_job {
-    uv_work_t req;
-    struct publisher *p;
-    struct outbox_record *r;
-    int aside; /* refused by the database: renamed NAME.bad instead of removed */
-    int rc;
-    struct es_err err;
-};
-
-struct publisher {
-    uv_loop_t *loop;
-    const struct publisher_callbacks *cb;
-    void *arg;
-    char *outbox_dir;
-    char url_display[256];
-    PQconninfoOption *params; /* the URL, parsed once (libpq's own parser) */
-
-    PGconn *conn;
-    int connected; /* the schema check passed: records may go */
-    struct pq_poll *poll;
-    int poll_fd, poll_events;
-    uv_getaddrinfo_t gai;
-    int resolving;
-    char hostaddr[INET6_ADDRSTRLEN];
-    uv_timer_t timer; /* backoff, connect and query timeouts */
-    uv_timer_t grace;
-    int handles; /* open handles (timers, polls): on_closed once 0 after closing */
-    uint64_t backoff_ms;
-
-    enum query_kind inflight;
-    PGresult *result;       /* the in-flight query's first result */
-    struct lookup *lookup;  /* the lookup in flight (owned) */
-    struct lookup *lookups; /* waiting, in order */
-    struct outbox_record *head, *tail;
-    size_t waiting;
-
-    enum publish_state state;
-    char message[512]; /* the last state message said */
-    int said_state;
-    int finishing, closing, closed;
-};
+#include "publisher_internal.h"
 
 const char *publish_state_name(enum publish_state s)
 {
@@ -95,412 +28,27 @@ const char *publish_state_name(enum publish_state s)
     return "unknown";
 }
 
-static void connect_start(struct publisher *p);
-static void send_next(struct publisher *p);
-static void maybe_close(struct publisher *p);
-static void check_closed(struct publisher *p);
-
-/* ---- State, as the station hears it ---- */
-
-static void set_state(struct publisher *p, enum publish_state state, const char *message)
-{
-    const char *m = message != NULL ? message : "";
-
-    if (p->said_state && p->state == state && strcmp(p->message, m) == 0)
-        return;
-    p->said_state = 1;
-    p->state = state;
-    snprintf(p->message, sizeof(p->message), "%s", m);
-    if (p->cb->on_state != NULL)
-        p->cb->on_state(state, message, p->arg);
-}
-
-/* libpq's error text, first line only, for a one-line message. libpq's messages name host and
- * user but never the password. */
-static const char *pq_reason(PGconn *conn, char *buf, size_t cap)
-{
-    const char *m = conn != NULL ? PQerrorMessage(conn) : "out of memory";
-    size_t n;
-
-    /* "connection to server on socket ... failed: FATAL:  password authentication failed ..."
-     * is long; keep the part after the last "failed: ". */
-    const char *tail = strstr(m, "failed: ");
-    if (tail != NULL && strstr(tail + 8, "failed: ") == NULL)
-        m = tail + 8;
-    n = strcspn(m, "\n");
-    snprintf(buf, cap, "%.*s", (int)n, m);
-    return buf;
-}
-
-/* ---- The socket ---- */
-
-static void on_poll_closed(uv_handle_t *h)
-{
-    struct pq_poll *pp = container_of((uv_poll_t *)h, struct pq_poll, h);
-    struct publisher *p = pp->p;
-
-    free(pp);
-    p->handles--;
-    check_closed(p);
-}
-
-/* Stops watching the socket: before PQfinish closes it (style.md §4). */
-static void poll_close(struct publisher *p)
-{
-    if (p->poll == NULL)
-        return;
-    uv_close((uv_handle_t *)&p->poll->h, on_poll_closed);
-    p->poll = NULL;
-    p->poll_fd = -1;
-}
-
-static void on_poll(uv_poll_t *h, int status, int events);
-
-/* Watches fd for events, with a new handle when libpq's socket changed. */
-static int poll_watch(struct publisher *p, int fd, int events)
-{
-    int rc;
-
-    if (p->poll != NULL && p->poll_fd != fd)
-        poll_close(p);
-    if (p->poll == NULL) {
-        struct pq_poll *pp = calloc(1, sizeof(*pp));
-
-        if (pp == NULL)
-            return UV_ENOMEM;
-        pp->p = p;
-        if ((rc = uv_poll_init(p->loop, &pp->h, fd)) < 0) {
-            free(pp);
-            return rc;
-        }
-        p->handles++;
-        p->poll = pp;
-        p->poll_fd = fd;
-        p->poll_events = 0;
-    }
-    if (p->poll_events == events)
-        return 0;
-    p->poll_events = events;
-    return uv_poll_start(&p->poll->h, events, on_poll);
-}
-
-/* ---- Connection ---- */
-
-/* Drops the connection (if any) and tries again after the backoff, unless the station is done
- * with us. The record in flight stays at the head of the queue. */
-static void on_timer(uv_timer_t *t);
-
-static void disconnect(struct publisher *p, const char *why)
-{
-    struct lookup *l;
-
-    poll_close(p);
-    if (p->conn != NULL)
-        PQfinish(p->conn); /* its Terminate message may not go: the socket is non-blocking */
-    p->conn = NULL;
-    p->connected = 0;
-    PQclear(p->result);
-    p->result = NULL;
-    p->inflight = Q_NONE;
-    /* A lookup's board will not wait for a reconnect: the insert checks again. */
-    l = p->lookup;
-    p->lookup = NULL;
-    while (l != NULL || p->lookups != NULL) {
-        if (l == NULL) {
-            l = p->lookups;
-            p->lookups = l->next;
-        }
-        if (p->cb->on_lookup != NULL)
-            p->cb->on_lookup(l->token, NULL, p->arg);
-        free(l);
-        l = NULL;
-    }
-    if (p->closing)
-        return;
-    set_state(p, PUBLISH_DOWN, why);
-    if (p->finishing && p->head == NULL) {
-        maybe_close(p);
-        return;
-    }
-    uv_timer_start(&p->timer, on_timer, p->backoff_ms, 0);
-    p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
-}
-
-static void fail_connection(struct publisher *p, const char *what)
-{
-    char reason[240], msg[512];
-
-    pq_reason(p->conn, reason, sizeof(reason));
-    snprintf(msg, sizeof(msg), "%s %s: %s", what, p->url_display, reason);
-    disconnect(p, msg);
-}
-
-static void on_timer(uv_timer_t *t)
-{
-    struct publisher *p = container_of(t, struct publisher, timer);
-    char msg[512];
-
-    if (p->conn == NULL) { /* the backoff is over */
-        connect_start(p);
-        return;
-    }
-    snprintf(msg, sizeof(msg), "%s %s: no answer in %d s",
-             p->connected ? "query on" : "connecting to", p->url_display,
-             (p->connected ? QUERY_TIMEOUT_MS : CONNECT_TIMEOUT_MS) / 1000);
-    disconnect(p, msg);
-}
-
-static const char *param(const PQconninfoOption *opts, const char *key)
-{
-    for (const PQconninfoOption *o = opts; o->keyword != NULL; o++)
-        if (strcmp(o->keyword, key) == 0 && o->val != NULL && o->val[0] != '\0')
-            return o->val;
-    return NULL;
-}
-
-/* PQconnectStartParams with the URL's own parameters, plus hostaddr when we resolved the host
- * (so libpq does not call the blocking getaddrinfo on the loop thread). */
-static void connect_now(struct publisher *p)
-{
-    const char *keys[64], *vals[64];
-    size_t n = 0;
-
-    for (const PQconninfoOption *o = p->params; o->keyword != NULL && n + 3 < 64; o++) {
-        if (o->val == NULL || o->val[0] == '\0' || strcmp(o->keyword, "hostaddr") == 0)
-            continue;
-        keys[n] = o->keyword;
-        vals[n++] = o->val;
-    }
-    if (p->hostaddr[0] != '\0') {
-        keys[n] = "hostaddr";
-        vals[n++] = p->hostaddr;
-    } else if (param(p->params, "hostaddr") != NULL) {
-        keys[n] = "hostaddr";
-        vals[n++] = param(p->params, "hostaddr");
-    }
-    if (param(p->params, "application_name") == NULL) {
-        keys[n] = "application_name";
-        vals[n++] = "espstation";
-    }
-    keys[n] = vals[n] = NULL;
-    p->conn = PQconnectStartParams(keys, vals, 0);
-    if (p->conn == NULL || PQstatus(p->conn) == CONNECTION_BAD) {
-        fail_connection(p, "cannot connect to");
-        return;
-    }
-    uv_timer_start(&p->timer, on_timer, CONNECT_TIMEOUT_MS, 0);
-    /* libpq's protocol: act as if PQconnectPoll had said PGRES_POLLING_WRITING. */
-    if (poll_watch(p, PQsocket(p->conn), UV_WRITABLE) < 0)
-        fail_connection(p, "cannot watch the connection to");
-}
-
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    struct publisher *p = container_of(req, struct publisher, gai);
-    char msg[512];
-
-    p->resolving = 0;
-    if (p->closing) {
-        uv_freeaddrinfo(res);
-        maybe_close(p);
-        return;
-    }
-    if (status < 0 || res == NULL) {
-        snprintf(msg, sizeof(msg), "cannot resolve the host of %s: %s", p->url_display,
-                 uv_strerror(status));
-        uv_freeaddrinfo(res);
-        disconnect(p, msg);
-        return;
-    }
-    if (res->ai_family == AF_INET6)
-        uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, p->hostaddr, sizeof(p->hostaddr));
-    else
-        uv_ip4_name((const struct sockaddr_in *)res->ai_addr, p->hostaddr, sizeof(p->hostaddr));
-    uv_freeaddrinfo(res);
-    connect_now(p);
-}
-
-/* A host that needs a name lookup: not a Unix socket directory (starts with '/' or '@'), not
- * an IP address, and a single host (a list "a,b" is left to libpq, which then resolves it
- * itself: a blocking lookup that only such URLs pay). */
-static int needs_resolving(const char *host)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-
-    if (host == NULL || host[0] == '/' || host[0] == '@' || strchr(host, ',') != NULL)
-        return 0;
-    return inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1;
-}
-
-static void connect_start(struct publisher *p)
-{
-    const char *host = param(p->params, "host");
-    struct addrinfo hints;
-    int rc;
-
-    /* Only the first attempt is news: a retry stays "down" (with its reason) until it works or
-     * fails differently, so a database away for an hour makes one line, not 120. */
-    if (!p->said_state)
-        set_state(p, PUBLISH_CONNECTING, NULL);
-    p->hostaddr[0] = '\0';
-    if (param(p->params, "hostaddr") != NULL || !needs_resolving(host)) {
-        connect_now(p);
-        return;
-    }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    rc = uv_getaddrinfo(p->loop, &p->gai, on_resolved, host, NULL, &hints);
-    if (rc < 0) {
-        char msg[512];
-
-        snprintf(msg, sizeof(msg), "cannot resolve the host of %s: %s", p->url_display,
-                 uv_strerror(rc));
-        disconnect(p, msg);
-        return;
-    }
-    p->resolving = 1;
-}
-
-/* ---- Queries ---- */
-
-static const char SQL_SCHEMA[] = "SELECT max(version) FROM espstation_schema";
-
-static const char SQL_LOOKUP[] =
-    "SELECT id, station, run_id, slot, "
-    "to_char(ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
-    "FROM boards WHERE mac = $1::macaddr AND profile_name = $2 AND result = 'pass' "
-    "AND NOT (station = $3 AND run_id = $4) ORDER BY id LIMIT 1";
-
-/* One statement: the earlier passing board with this MAC and profile (from another run or
- * station), the insert with it as duplicate_of, and what it points at. A second delivery of the
- * same record inserts nothing and returns no row. */
-static const char SQL_BOARD[] =
-    "WITH prev AS (SELECT id FROM boards WHERE $5::macaddr IS NOT NULL AND mac = $5::macaddr "
-    "  AND profile_name = $7 AND result = 'pass' AND NOT (station = $2 AND run_id = $3) "
-    "  ORDER BY id LIMIT 1), "
-    "ins AS (INSERT INTO boards (record_key, station, run_id, slot, mac, chip, profile_name, "
-    "  profile_sha256, result, phase, error_code, started_at, ended_at, duplicate_of, report) "
-    "  SELECT $1, $2, $3, $4, $5::macaddr, $6, $7, $8, $9, $10, $11, $12::timestamptz, "
-    "  $13::timestamptz, (SELECT id FROM prev), $14::jsonb "
-    "  ON CONFLICT (record_key) DO NOTHING RETURNING id, duplicate_of) "
-    "SELECT ins.id, b.id, b.station, b.run_id, b.slot, "
-    "to_char(b.ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
-    "FROM ins LEFT JOIN boards b ON b.id = ins.duplicate_of";
-
-/* The latest record wins: an older one delivered late (after a restart) changes nothing. */
-static const char SQL_RUN[] =
-    "INSERT INTO runs (station, run_id, started_at, ended_at, total, passed, failed, "
-    "interrupted, profiles, tool_version, updated_at) VALUES ($1, $2, $3::timestamptz, "
-    "$4::timestamptz, $5, $6, $7, $8, $9::jsonb, $10, to_timestamp($11::double precision / 1000)) "
-    "ON CONFLICT (station, run_id) DO UPDATE SET ended_at = EXCLUDED.ended_at, "
-    "total = EXCLUDED.total, passed = EXCLUDED.passed, failed = EXCLUDED.failed, "
-    "interrupted = EXCLUDED.interrupted, profiles = EXCLUDED.profiles, "
-    "updated_at = EXCLUDED.updated_at WHERE runs.updated_at <= EXCLUDED.updated_at "
-    "RETURNING 1";
-
-/* Sends a query and flushes what libpq buffered; the rest goes when the socket is writable. */
-static void query_send(struct publisher *p, enum query_kind kind, const char *sql, int n,
-                       const char *const *values)
-{
-    int rc;
-
-    if (!PQsendQueryParams(p->conn, sql, n, NULL, values, NULL, NULL, 0)) {
-        fail_connection(p, "cannot send to");
-        return;
-    }
-    p->inflight = kind;
-    uv_timer_start(&p->timer, on_timer, QUERY_TIMEOUT_MS, 0);
-    rc = PQflush(p->conn);
-    if (rc < 0) {
-        fail_connection(p, "cannot send to");
-        return;
-    }
-    if (poll_watch(p, PQsocket(p->conn), rc == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE) < 0)
-        fail_connection(p, "cannot watch the connection to");
-}
-
-static const char *jget(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key)); /* NULL for null or absent */
-}
-
-/* A number as text for a parameter. */
-static const char *jnum(const json_t *o, const char *key, char *buf, size_t cap)
-{
-    snprintf(buf, cap, "%lld", (long long)json_integer_value(json_object_get(o, key)));
-    return buf;
-}
-
-static void send_record(struct publisher *p, const struct outbox_record *r)
-{
-    const json_t *b = r->body;
-    const char *kind = jget(b, "kind");
-    char *text;
-
-    if (kind != NULL && strcmp(kind, "run") == 0) {
-        char nums[5][24];
-        const char *v[11];
-
-        text = json_dumps(json_object_get(b, "profiles"), JSON_COMPACT);
-        v[0] = jget(b, "station");
-        v[1] = jget(b, "run_id");
-        v[2] = jget(b, "started_at");
-        v[3] = jget(b, "ended_at");
-        v[4] = jnum(b, "total", nums[0], sizeof(nums[0]));
-        v[5] = jnum(b, "passed", nums[1], sizeof(nums[1]));
-        v[6] = jnum(b, "failed", nums[2], sizeof(nums[2]));
-        v[7] = jnum(b, "interrupted", nums[3], sizeof(nums[3]));
-        v[8] = text != NULL ? text : "[]";
-        v[9] = jget(b, "tool_version");
-        v[10] = jnum(b, "created_ms", nums[4], sizeof(nums[4]));
-        query_send(p, Q_RUN, SQL_RUN, 11, v);
-    } else {
-        const char *v[14];
-
-        text = json_dumps(json_object_get(b, "report"), JSON_COMPACT | JSON_PRESERVE_ORDER);
-        v[0] = jget(b, "record_key");
-        v[1] = jget(b, "station");
-        v[2] = jget(b, "run_id");
-        v[3] = jget(b, "slot");
-        v[4] = jget(b, "mac");
-        v[5] = jget(b, "chip");
-        v[6] = jget(b, "profile_name");
-        v[7] = jget(b, "profile_sha256");
-        v[8] = jget(b, "result");
-        v[9] = jget(b, "phase");
-        v[10] = jget(b, "error_code");
-        v[11] = jget(b, "started_at");
-        v[12] = jget(b, "ended_at");
-        v[13] = text != NULL ? text : "{}";
-        query_send(p, Q_BOARD, SQL_BOARD, 14, v);
-    }
-    free(text); /* PQsendQueryParams has copied the parameters into its buffer */
-}
-
-static void send_next(struct publisher *p)
+void publisher_send_next(struct publisher *p)
 {
     if (p->conn == NULL || !p->connected || p->inflight != Q_NONE)
         return;
     if (p->lookups != NULL) {
         struct lookup *l = p->lookups;
-        const char *v[4] = {l->mac, l->profile, l->station, l->run_id};
-
         p->lookups = l->next;
         p->lookup = l;
-        query_send(p, Q_LOOKUP, SQL_LOOKUP, 4, v);
+        publisher_send_lookup(p, l);
         return;
     }
     if (p->head != NULL) {
-        send_record(p, p->head);
+        publisher_send_record(p, p->head);
         return;
     }
     uv_timer_stop(&p->timer);
     /* Idle: still read, so a server that closes the connection is noticed now. */
-    if (poll_watch(p, PQsocket(p->conn), UV_READABLE) < 0)
-        fail_connection(p, "cannot watch the connection to");
+    if (publisher_conn_watch(p, PQsocket(p->conn), UV_READABLE) < 0)
+        publisher_conn_fail(p, "cannot watch the connection to");
     if (p->finishing)
-        maybe_close(p);
+        publisher_maybe_close(p);
 }
 
 /* ---- Answers ---- */
@@ -578,7 +126,7 @@ static void schema_checked(struct publisher *p, const PGresult *res)
         else
             snprintf(msg, sizeof(msg), "database %s: checking the schema failed: %s",
                      p->url_display, strtok(PQresultErrorMessage(res), "\n"));
-        disconnect(p, msg);
+        publisher_conn_drop(p, msg);
         return;
     }
     version = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? atoi(PQgetvalue(res, 0, 0)) : 0;
@@ -587,12 +135,12 @@ static void schema_checked(struct publisher *p, const PGresult *res)
                  "database %s has schema version %d, this station needs %d: run `espstation db "
                  "init URL`",
                  p->url_display, version, FLEET_SCHEMA_VERSION);
-        disconnect(p, msg);
+        publisher_conn_drop(p, msg);
         return;
     }
     p->connected = 1;
     p->backoff_ms = BACKOFF_FIRST_MS;
-    set_state(p, PUBLISH_CONNECTED, NULL);
+    publisher_set_state(p, PUBLISH_CONNECTED, NULL);
 }
 
 static int64_t now_ms(void)
@@ -622,7 +170,7 @@ static void record_answered(struct publisher *p, const PGresult *res)
             strncmp(state, "53", 2) == 0) {
             snprintf(msg, sizeof(msg), "database %s: %.*s", p->url_display, (int)strcspn(why, "\n"),
                      why);
-            disconnect(p, msg);
+            publisher_conn_drop(p, msg);
             return;
         }
         snprintf(msg, sizeof(msg), "%.*s", (int)strcspn(why, "\n"), why);
@@ -660,7 +208,7 @@ static void lookup_answered(struct publisher *p, const PGresult *res)
 }
 
 /* The in-flight query has its last result: act on it, then send the next one. */
-static void query_done(struct publisher *p)
+void publisher_query_done(struct publisher *p)
 {
     enum query_kind kind = p->inflight;
     PGresult *res = p->result;
@@ -668,7 +216,7 @@ static void query_done(struct publisher *p)
     p->inflight = Q_NONE;
     p->result = NULL;
     if (res == NULL) { /* libpq gives a result for every query; be safe */
-        fail_connection(p, "no answer from");
+        publisher_conn_fail(p, "no answer from");
         return;
     }
     switch (kind) {
@@ -679,78 +227,7 @@ static void query_done(struct publisher *p)
     case Q_NONE: break;
     }
     PQclear(res);
-    send_next(p);
-}
-
-static void on_connect_poll(struct publisher *p)
-{
-    switch (PQconnectPoll(p->conn)) {
-    case PGRES_POLLING_READING:
-        if (poll_watch(p, PQsocket(p->conn), UV_READABLE) < 0)
-            fail_connection(p, "cannot watch the connection to");
-        return;
-    case PGRES_POLLING_WRITING:
-        if (poll_watch(p, PQsocket(p->conn), UV_WRITABLE) < 0)
-            fail_connection(p, "cannot watch the connection to");
-        return;
-    case PGRES_POLLING_OK:
-        if (PQsetnonblocking(p->conn, 1) != 0) {
-            fail_connection(p, "cannot use");
-            return;
-        }
-        query_send(p, Q_SCHEMA, SQL_SCHEMA, 0, NULL);
-        return;
-    case PGRES_POLLING_FAILED:
-    default: fail_connection(p, "cannot connect to"); return;
-    }
-}
-
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-    struct pq_poll *pp = container_of(h, struct pq_poll, h);
-    struct publisher *p = pp->p;
-
-    if (p->poll != pp || p->conn == NULL)
-        return; /* an event for a handle being replaced */
-    if (PQstatus(p->conn) != CONNECTION_OK && PQstatus(p->conn) != CONNECTION_BAD) {
-        on_connect_poll(p);
-        return;
-    }
-    if (status < 0) {
-        fail_connection(p, "lost the connection to");
-        return;
-    }
-    if ((events & UV_WRITABLE) && p->inflight != Q_NONE) {
-        int rc = PQflush(p->conn);
-
-        if (rc < 0) {
-            fail_connection(p, "cannot send to");
-            return;
-        }
-        if (rc == 0 && poll_watch(p, PQsocket(p->conn), UV_READABLE) < 0) {
-            fail_connection(p, "cannot watch the connection to");
-            return;
-        }
-    }
-    if (!(events & UV_READABLE))
-        return;
-    if (!PQconsumeInput(p->conn) || PQstatus(p->conn) == CONNECTION_BAD) {
-        fail_connection(p, "lost the connection to");
-        return;
-    }
-    /* PQgetResult blocks only while PQisBusy: ask it only when it will not. */
-    while (p->inflight != Q_NONE && !PQisBusy(p->conn)) {
-        PGresult *res = PQgetResult(p->conn);
-
-        if (res == NULL) {
-            query_done(p);
-            return;
-        }
-        if (p->result == NULL)
-            p->result = res;
-        else
-            PQclear(res);
-    }
+    publisher_send_next(p);
 }
 
 /* ---- The station's side ---- */
@@ -794,7 +271,7 @@ int publisher_new(uv_loop_t *loop, const char *url, const char *outbox_dir,
 
 void publisher_start(struct publisher *p)
 {
-    connect_start(p);
+    publisher_conn_start(p);
 }
 
 void publisher_push(struct publisher *p, struct outbox_record *r)
@@ -806,7 +283,7 @@ void publisher_push(struct publisher *p, struct outbox_record *r)
         p->head = r;
     p->tail = r;
     p->waiting++;
-    send_next(p);
+    publisher_send_next(p);
 }
 
 int publisher_lookup(struct publisher *p, uint64_t token, const char *mac, const char *profile_name,
@@ -829,7 +306,7 @@ int publisher_lookup(struct publisher *p, uint64_t token, const char *mac, const
     for (end = &p->lookups; *end != NULL; end = &(*end)->next)
         ;
     *end = l;
-    send_next(p);
+    publisher_send_next(p);
     return 0;
 }
 
@@ -853,11 +330,11 @@ static void on_handle_closed(uv_handle_t *h)
     struct publisher *p = h->data;
 
     p->handles--;
-    check_closed(p);
+    publisher_check_closed(p);
 }
 
 /* on_closed, once every handle is closed and no lookup of the host is pending. */
-static void check_closed(struct publisher *p)
+void publisher_check_closed(struct publisher *p)
 {
     if (p->closing && !p->closed && p->handles == 0 && !p->resolving) {
         p->closed = 1;
@@ -874,17 +351,17 @@ static void close_now(struct publisher *p)
     p->closing = 1;
     if (p->resolving)
         uv_cancel((uv_req_t *)&p->gai); /* on_resolved comes with UV_ECANCELED */
-    disconnect(p, NULL);
+    publisher_conn_drop(p, NULL);
     uv_close((uv_handle_t *)&p->timer, on_handle_closed);
     uv_close((uv_handle_t *)&p->grace, on_handle_closed);
-    check_closed(p);
+    publisher_check_closed(p);
 }
 
 /* Once finishing: closes as soon as nothing is queued or in flight. */
-static void maybe_close(struct publisher *p)
+void publisher_maybe_close(struct publisher *p)
 {
     if (p->closing) {
-        check_closed(p);
+        publisher_check_closed(p);
         return;
     }
     if (p->finishing && p->head == NULL && p->inflight == Q_NONE)
@@ -902,7 +379,7 @@ void publisher_finish(struct publisher *p, uint64_t grace_ms)
         return;
     p->finishing = 1;
     uv_timer_start(&p->grace, on_grace, grace_ms, 0);
-    maybe_close(p);
+    publisher_maybe_close(p);
 }
 
 void publisher_free(struct publisher *p)

@@ -69,7 +69,8 @@ struct station_pub {
     struct outbox outbox;
     struct publisher *pub;
     uint64_t next_token;
-    size_t written_aside; /* records written while another process holds the outbox */
+    size_t written_aside;  /* records written while another process holds the outbox */
+    int64_t run_record_ms; /* when the latest run record was made */
     int finishing;
 };
 
@@ -148,6 +149,8 @@ void station_publish_mac(struct slot *slot, const char *text);
 /* Applies what the database said about slot's board to slot->report (the session's, just
  * copied): fleet_duplicate, and under duplicate_mac: fail the verdict. */
 void station_publish_slot_done(struct slot *slot);
+/* A line's board is recorded: the run's record too, now and then (LINE_RUN_RECORD_MS). */
+void station_publish_board_recorded(struct station *st);
 /* The last board is recorded: writes the run's final record, then lets the publisher deliver
  * for a short grace and close. */
 void station_publish_finish(struct station *st);

@@ -15,6 +15,9 @@
 /* How long the end of a run waits for the outbox to drain before exiting (the rest waits for
  * the next start). ESPSTATION_PUBLISH_GRACE_MS overrides it (tests, slow links). */
 #define PUBLISH_GRACE_MS 5000
+/* A line's run row is brought up to date at most this often (a record after a board, when the
+ * last one is older): its counts stay fresh without a second record per board. */
+#define LINE_RUN_RECORD_MS 10000
 
 /* ---- What the operator and the journal see ---- */
 
@@ -244,6 +247,7 @@ static void submit_run_record(struct station *st, int64_t end_ms, int final)
     run.profiles = profiles;
     run.n_profiles = profiles != NULL ? st->cfg->n_profiles : 0;
     run.created_ms = report_now_ms();
+    st->pub.run_record_ms = run.created_ms;
     if (j != NULL)
         j->rec = station_publish_record(st, publish_record_run(&run));
     free(profiles);
@@ -358,6 +362,15 @@ void station_publish_slot_done(struct slot *slot)
     rep->error = slot->dup_error;
     if (rep->error_phase == NULL)
         rep->error_phase = session_phase_name(SESSION_PHASE_IDENTIFY);
+}
+
+void station_publish_board_recorded(struct station *st)
+{
+    int64_t now = report_now_ms();
+
+    if (!st->pub.on || st->pub.finishing || now - st->pub.run_record_ms < LINE_RUN_RECORD_MS)
+        return;
+    submit_run_record(st, 0, 0);
 }
 
 void station_publish_finish(struct station *st)
