@@ -296,7 +296,14 @@ void publisher_query_send(struct publisher *p, enum query_kind kind, const char 
 
 static void on_connect_poll(struct publisher *p)
 {
-    switch (PQconnectPoll(p->conn)) {
+    PostgresPollingStatusType st = PQconnectPoll(p->conn);
+
+    /* libpq may have closed its socket and opened another (the next address, SSL refused) that
+     * got the same descriptor number: the kernel dropped the old one from epoll, and a handle
+     * that still believes it is registered would never hear the new one. A fresh handle per
+     * step costs nothing at a connect's few steps. */
+    poll_close(p);
+    switch (st) {
     case PGRES_POLLING_READING:
         if (publisher_conn_watch(p, PQsocket(p->conn), UV_READABLE) < 0)
             publisher_conn_fail(p, "cannot watch the connection to");
