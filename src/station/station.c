@@ -539,8 +539,10 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
     event_log_run_start(&st.log, cfg->profiles[0]->name, n_ports,
                         cfg->mode == SESSION_VERIFY ? "verify" : "flash");
     rc = station_publish_open(&st, reports_root, err);
-    if (rc == 0)
+    if (rc == 0) {
         rc = start_sessions(&st, ports, n_ports, err);
+        station_publish_start(&st); /* the view exists now; the loop has not run yet */
+    }
     if (rc == 0 && cfg->continuous)
         rc = line_open(&st, n_sim > 0 ? sim_ports[0] : NULL, err);
     if (st.view.mode == UI_VIEW_LIVE)

@@ -68,6 +68,7 @@ struct station_pub {
     const char *run_id; /* the run directory's name, in station.run_dir */
     struct outbox outbox;
     struct publisher *pub;
+    struct outbox_record *loaded; /* what earlier runs left, until station_publish_start */
     uint64_t next_token;
     size_t written_aside;  /* records written while another process holds the outbox */
     int64_t run_record_ms; /* when the latest run record was made */
@@ -132,11 +133,13 @@ void station_stop_loop_handles(struct station *st);
 
 /* ---- The fleet database (station_publish.c) ---- */
 
-/* After the run directory exists: opens the outbox, queues what earlier runs left, starts
- * connecting and writes the run's first record. Does nothing unless cfg->publish_url is set. A
- * database that is down is no error (records wait); only an outbox that cannot be made is:
- * ES_REPORT. */
+/* After the run directory exists, before any board: opens the outbox and reads what earlier runs
+ * left. Does nothing unless cfg->publish_url is set. Only an outbox that cannot be made is an
+ * error (ES_REPORT): a database that is down is not (records wait). */
 int station_publish_open(struct station *st, const char *reports_root, struct es_err *err);
+/* Once the view exists: queues what earlier runs left (first), starts connecting and writes the
+ * run's first record. */
+void station_publish_start(struct station *st);
 /* A new outbox record for body (loop thread: takes the next sequence number), or NULL when not
  * publishing (body is released). */
 struct outbox_record *station_publish_record(struct station *st, json_t *body);

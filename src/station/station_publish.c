@@ -307,15 +307,24 @@ int station_publish_open(struct station *st, const char *reports_root, struct es
         fprintf(stderr,
                 "espstation: publish: %zu record%s from earlier runs wait in %s; sent first\n",
                 n_loaded, n_loaded == 1 ? "" : "s", dir);
-    while (loaded != NULL) {
-        struct outbox_record *next = loaded->next;
-        publisher_push(sp->pub, loaded);
-        loaded = next;
+    sp->loaded = loaded; /* pushed by station_publish_start, once the view exists */
+    return 0;
+}
+
+void station_publish_start(struct station *st)
+{
+    struct station_pub *sp = &st->pub;
+
+    if (!sp->on)
+        return;
+    while (sp->loaded != NULL) {
+        struct outbox_record *next = sp->loaded->next;
+        publisher_push(sp->pub, sp->loaded);
+        sp->loaded = next;
     }
     show_waiting(st, 0);
     publisher_start(sp->pub);
     submit_run_record(st, 0, 0);
-    return 0;
 }
 
 void station_publish_mac(struct slot *slot, const char *text)
@@ -397,6 +406,11 @@ void station_publish_close(struct station *st)
                 publish_state_name(publisher_state(sp->pub)));
     publisher_free(sp->pub);
     sp->pub = NULL;
+    while (sp->loaded != NULL) { /* never started: the files stay for the next start */
+        struct outbox_record *next = sp->loaded->next;
+        outbox_record_free(sp->loaded);
+        sp->loaded = next;
+    }
     outbox_close(&sp->outbox);
     sp->on = 0;
 }
