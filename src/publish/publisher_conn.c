@@ -96,10 +96,9 @@ int publisher_conn_watch(struct publisher *p, int fd, int events)
 
 /* ---- Connection ---- */
 
-/* Drops the connection (if any) and tries again after the backoff, unless the station is done
- * with us. The record in flight stays at the head of the queue. */
 static void on_timer(uv_timer_t *t);
 
+/* The record in flight stays at the head of the queue, to be sent again after the backoff. */
 void publisher_conn_drop(struct publisher *p, const char *why)
 {
     struct lookup *l;
