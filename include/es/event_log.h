@@ -60,6 +60,23 @@ void event_log_run_end(struct event_log *log, size_t passed, size_t failed, size
 void event_log_totals(struct event_log *log, size_t passed, size_t failed, size_t interrupted,
                       double boards_per_hour, double mean_board_s);
 
+/* Publishing to the fleet database (es/publish.h). The connection's state changed: state
+ * ("connecting", "connected", "down"), the database as fleet_url_display shows it, why (NULL when
+ * connected) and how many records wait in the outbox. */
+void event_log_publish(struct event_log *log, const char *state, const char *database,
+                       const char *message, size_t waiting);
+/* The database confirmed a record: kind ("board", "run"), its key (record_key, or the run id),
+ * inserted (0: it was there already, a second delivery), latency_ms from the record's creation to
+ * the confirmation, and what is still waiting. */
+void event_log_published(struct event_log *log, const char *kind, const char *key, int inserted,
+                         long long latency_ms, size_t waiting);
+/* A board whose MAC already passed the same profile on another run or station (the fleet
+ * database's answer): when is "before_flash" (a lookup while the board was flashed; slot and
+ * port name it) or "on_insert" (slot < 0; record_key names it). dup_* name the earlier board. */
+void event_log_fleet_duplicate(struct event_log *log, int slot, const char *port, const char *when,
+                               const char *mac, const char *record_key, const char *dup_station,
+                               const char *dup_run_id, const char *dup_slot, const char *dup_at);
+
 /* fdatasync of everything appended so far. Blocks on the disk, so the station calls it on the
  * thread pool; it reads only the journal's descriptor and path, so appends may go on meanwhile on
  * the loop thread. Call it only while journal_ok (checked on the loop thread) and before

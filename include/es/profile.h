@@ -117,6 +117,9 @@ struct profile {
     enum profile_duplicate_mac duplicate_mac;
     int retries;
     char *reports;
+    /* The fleet database to publish to (a PostgreSQL URL, checked by libpq's parser when the
+     * profile is read), or NULL. --publish and $ESPSTATION_PUBLISH come first. */
+    char *publish;
     struct profile_port *ports; /* n_ports == 0: the command line, else every USB serial port */
     size_t n_ports;
     struct profile_image *images; /* in file order; at least one */
@@ -125,7 +128,7 @@ struct profile {
 
     struct profile_pos name_pos, chip_pos, baud_pos, flash_baud_pos, erase_pos, verify_pos,
         loader_pos, reset_before_pos, reset_after_pos, retries_pos, reports_pos, ports_pos,
-        images_pos, duplicate_mac_pos;
+        images_pos, duplicate_mac_pos, publish_pos;
 };
 
 /* Parses profile text; path is used for messages and to resolve image paths, and is not opened.

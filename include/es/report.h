@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "es/err.h"
 
 #define REPORT_SCHEMA   1  /* "schema" in every file; bump when a key changes meaning */
@@ -46,6 +48,10 @@ void report_format_utc(int64_t unix_ms, char out[REPORT_UTC_LEN]);
  * same second differ (mkdir refuses an existing name and the next suffix is tried). Writes the
  * path "reports_root/run-id" into out_dir. Returns 0, or ES_REPORT naming the failing call. */
 int report_run_dir_create(const char *reports_root, char *out_dir, size_t cap, struct es_err *err);
+
+/* Like mkdir -p: creates each missing component of path (the outbox beside the reports uses it
+ * too). Returns 0, or ES_REPORT naming the failing call, or when path is not a directory. */
+int report_make_dirs(const char *path, struct es_err *err);
 
 /* What one board needs in the reports directory (its report, its journal lines, run.json's
  * line) with room to spare, and what a run needs besides. For report_dir_preflight's need. */
@@ -93,6 +99,13 @@ struct report_boot {
     uint64_t ms; /* from the reset's release to the verdict */
 };
 
+/* An earlier passing board with this board's MAC and profile, from another run or station, as
+ * the fleet database answered while the board was flashed ("fleet_duplicate" in the report).
+ * Strings are borrowed; at is UTC ISO-8601. */
+struct report_fleet_dup {
+    const char *station, *run_id, *slot, *at;
+};
+
 /* Everything known about one board at the end of its session. The writer borrows every pointer.
  * Every key is always present, so consumers need no existence checks: what the board never got
  * to (NULL strings, false valid flags, 0 for flash size, baud and times) is written as JSON null.
@@ -117,6 +130,8 @@ struct report_device {
     /* Other slots of this run whose board has the same MAC ("duplicate_mac_slots": []). */
     const int *duplicate_slots;
     size_t n_duplicate_slots;
+    /* The fleet database knew this MAC already ("fleet_duplicate": null when NULL). */
+    const struct report_fleet_dup *fleet_duplicate;
 
     bool flash_id_valid;
     uint32_t flash_id;         /* RDID as read: manufacturer in bits 7-0 (protocol doc §7.5) */
@@ -153,6 +168,10 @@ struct report_device {
  * Pretty JSON, keys in a fixed order, lowercase hex. Returns 0, ES_NOMEM or ES_REPORT. */
 int report_write_device(const char *run_dir, const struct report_device *d, char *written_name,
                         size_t cap, struct es_err *err);
+
+/* The device report as report_write_device writes it, as a new JSON object (the caller owns it;
+ * the publisher puts it in the database). NULL out of memory. */
+json_t *report_device_to_json(const struct report_device *d);
 
 /* Writes d over run_dir/name, a report written before (report_write_device's name): the station
  * adds what it learnt after the board finished (a duplicate MAC). Atomic, like the first write.

@@ -42,6 +42,14 @@ struct station_config {
     size_t run_json_latest; /* continuous: run.json lists this many latest boards (0: 1000) */
     char **watch;
     size_t n_watch;
+    /* The fleet database (es/publish.h): every board's record and the run's go to the outbox
+     * beside the reports (<reports>/outbox/<station_id>/) and on to this PostgreSQL URL. NULL or
+     * "": not publishing. Publishing never changes a board's result except through
+     * duplicate_mac: fail, and never delays one. */
+    const char *publish_url;
+    /* Names this station in run.json and in the database (--station, $ESPSTATION_STATION, or
+     * the host name). NULL: the host name. */
+    const char *station_id;
 };
 
 struct station_result {

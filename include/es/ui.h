@@ -63,6 +63,9 @@ struct ui_view {
     size_t cap;     /* rows allocated: a continuous run adds slots up to it */
     int has_totals; /* continuous: totals is the footer */
     struct ui_totals totals;
+    /* Publishing to the fleet database: "12 reports waiting for the database (down: ...)",
+     * under the table; "" when not publishing. */
+    char publish[320];
 };
 
 /* Rows for n slots (room for cap, at least n), every one "-" until it is told more. Returns 0,
@@ -92,6 +95,9 @@ void ui_view_done(struct ui_view *v, size_t i, const char *result, const char *t
 void ui_view_status(struct ui_view *v, size_t i, const char *status, int keep_verdict);
 /* Continuous: the run's totals, for the table's footer and a line (UI_VIEW_LINES). */
 void ui_view_totals(struct ui_view *v, const struct ui_totals *t);
+/* The fleet database's line (text is copied): shown under the live table, and printed as a
+ * line (UI_VIEW_LINES) when say is set (the connection's state changed, not just the count). */
+void ui_view_publish(struct ui_view *v, const char *text, int say);
 /* Redraws the table (UI_VIEW_LIVE only). */
 void ui_view_draw(struct ui_view *v, double elapsed_s);
 /* The closing summary (not in UI_VIEW_QUIET). */

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "cmd_fleet.h"
+#include "es/fleet.h"
 #include "es/port.h"
 #include "es/profile.h"
 #include "es/station.h"
@@ -50,6 +51,12 @@ static void usage(FILE *f)
         "      --json             print machine-readable events, one JSON object per line\n"
         "      --lines            plain timestamped lines even on a terminal\n"
         "      --timeout-scale X  multiply every protocol timeout by X (0.1 to 100)\n"
+        "      --publish URL      send every board's record to this PostgreSQL database\n"
+        "                         (before $ESPSTATION_PUBLISH and the profile's publish:;\n"
+        "                         --publish '' turns publishing off); records wait in\n"
+        "                         REPORTS/outbox/STATION/ while the database is away\n"
+        "      --station NAME     this station's id in run.json and the database (default:\n"
+        "                         $ESPSTATION_STATION, else the host name)\n"
         "  -v, --verbose          log every frame as hex\n"
         "\n"
         "production line (run only):\n"
@@ -86,6 +93,8 @@ struct options {
     unsigned long run_json_latest; /* 0: the station's default */
     int names;                     /* ports --names: paths only, for scripts and completion */
     int udev;                      /* ports --udev */
+    const char *publish;           /* --publish (NULL: not given; "": off) */
+    const char *station;           /* --station, or NULL */
 };
 
 /* Appends item to a growing list. Returns 0, or -1 out of memory (the list is unchanged). */
@@ -163,7 +172,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         OPT_REFLASH,
         OPT_RUN_JSON_LATEST,
         OPT_NAMES,
-        OPT_UDEV
+        OPT_UDEV,
+        OPT_PUBLISH,
+        OPT_STATION
     };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, 'p'},
@@ -179,6 +190,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"run-json-latest", required_argument, NULL, OPT_RUN_JSON_LATEST},
         {"names", no_argument, NULL, OPT_NAMES},
         {"udev", no_argument, NULL, OPT_UDEV},
+        {"publish", required_argument, NULL, OPT_PUBLISH},
+        {"station", required_argument, NULL, OPT_STATION},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -224,6 +237,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         case OPT_REFLASH: o->reflash = 1; break;
         case OPT_NAMES: o->names = 1; break;
         case OPT_UDEV: o->udev = 1; break;
+        case OPT_PUBLISH: o->publish = optarg; break;
+        case OPT_STATION: o->station = optarg; break;
         case OPT_RUN_JSON_LATEST: {
             char *rest = NULL;
 
@@ -466,6 +481,64 @@ static int resolve_ports(const struct options *o, const struct profile *p, char 
     return 0;
 }
 
+/* The database to publish to, highest first: --publish, $ESPSTATION_PUBLISH, the profiles'
+ * publish: (which must then agree). NULL: not publishing. A malformed URL is bad input (2). */
+static int resolve_publish(const struct options *o, struct profile *const *profiles,
+                           const char **url)
+{
+    const char *env = getenv("ESPSTATION_PUBLISH");
+    const struct profile *from = NULL;
+    char shown[256];
+    struct es_err err;
+
+    *url = NULL;
+    if (o->publish != NULL) {
+        *url = o->publish[0] != '\0' ? o->publish : NULL;
+    } else if (env != NULL && env[0] != '\0') {
+        *url = env;
+    } else {
+        for (size_t i = 0; i < o->n_profiles; i++) {
+            const struct profile *p = profiles[i];
+
+            if (p->publish == NULL)
+                continue;
+            if (from != NULL && strcmp(from->publish, p->publish) != 0) {
+                fprintf(stderr,
+                        "espstation: %s:%d:%d and %s:%d:%d name different publish databases; a "
+                        "run publishes to one: make them agree, or give --publish URL\n",
+                        from->path, from->publish_pos.line, from->publish_pos.col, p->path,
+                        p->publish_pos.line, p->publish_pos.col);
+                return EXIT_BADINPUT;
+            }
+            from = p;
+        }
+        *url = from != NULL ? from->publish : NULL;
+        return 0; /* checked when the profile was read */
+    }
+    if (*url != NULL && fleet_url_display(*url, shown, sizeof(shown), &err) < 0) {
+        fprintf(stderr, "espstation: %s: %s\n",
+                o->publish != NULL ? "--publish" : "ESPSTATION_PUBLISH", err.msg);
+        return EXIT_BADINPUT;
+    }
+    return 0;
+}
+
+/* The station id, highest first: --station, $ESPSTATION_STATION, the host name (NULL: the
+ * station asks for it). It is part of record keys and a directory name: no '/'. */
+static int resolve_station(const struct options *o, const char **id)
+{
+    const char *env = getenv("ESPSTATION_STATION");
+
+    *id = o->station != NULL ? o->station : env != NULL && env[0] != '\0' ? env : NULL;
+    if (*id != NULL && ((*id)[0] == '\0' || strchr(*id, '/') != NULL || strlen(*id) > 64)) {
+        fprintf(stderr,
+                "espstation: %s '%s': give a station name of 1 to 64 characters without '/'\n",
+                o->station != NULL ? "--station" : "ESPSTATION_STATION", *id);
+        return EXIT_BADINPUT;
+    }
+    return 0;
+}
+
 static int cmd_run(const struct options *o, enum session_mode mode)
 {
     struct profile **profiles = calloc(o->n_profiles + 1, sizeof(*profiles));
@@ -487,6 +560,10 @@ static int cmd_run(const struct options *o, enum session_mode mode)
         fprintf(stderr, "espstation: --reflash needs --continuous\n");
         status = EXIT_BADINPUT;
     }
+    if (status == 0)
+        status = resolve_publish(o, profiles, &cfg.publish_url);
+    if (status == 0)
+        status = resolve_station(o, &cfg.station_id);
     if (status == 0)
         status = resolve_ports(o, profiles[0], &ports, &n_ports);
     if (status != 0)

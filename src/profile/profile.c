@@ -273,6 +273,7 @@ void profile_free(struct profile *p)
     profile_boot_check_free(p->boot_check);
     free(p->name);
     free(p->reports);
+    free(p->publish);
     free(p->path);
     free(p);
 }

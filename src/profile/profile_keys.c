@@ -8,6 +8,7 @@
 #include <yaml.h>
 
 #include "es/chip.h"
+#include "es/fleet.h"
 #include "profile_internal.h"
 
 /* --- words, and the flash and reset sections ----------------------------------------------------
@@ -140,6 +141,28 @@ static int parse_reset(struct walk *w, const yaml_node_t *n)
     return 0;
 }
 
+/* publish: a PostgreSQL URL, parsed here by libpq's own parser so that a malformed one stops
+ * the run before any board, at its line and column (never quoting the password). */
+static int parse_publish(struct walk *w, const yaml_node_t *n)
+{
+    char shown[256];
+    struct es_err why;
+    int rc;
+
+    w->p->publish_pos = node_pos(n);
+    free(w->p->publish);
+    w->p->publish = NULL;
+    rc = profile_get_string(
+        w, n, "publish", "a database URL such as postgresql://station@db/factory", &w->p->publish);
+    if (rc < 0)
+        return rc;
+    if (fleet_url_display(w->p->publish, shown, sizeof(shown), &why) < 0)
+        return profile_fail(w->err, w->path, node_pos(n), ES_PROFILE,
+                            "publish: %s; write a URL such as postgresql://station@db/factory",
+                            why.msg);
+    return 0;
+}
+
 /* --- the top level ---------------------------------------------------------------------------- */
 
 /* The top-level keys, one row each: X(ID, "key", how its value is read). The rows are in the
@@ -166,6 +189,7 @@ static int parse_reset(struct walk *w, const yaml_node_t *n)
     X(RETRIES, "retries", KEY_NUMBER(retries, int, "3", 0, PROFILE_RETRIES_MAX))                   \
     X(PORTS, "ports", KEY_SECTION(profile_parse_ports))                                            \
     X(REPORTS, "reports", KEY_STRING(reports, "a directory such as reports"))                      \
+    X(PUBLISH, "publish", KEY_SECTION(parse_publish))                                              \
     X(BOOT_CHECK, "boot_check", KEY_SECTION(profile_parse_boot_check))                             \
     X(IMAGES, "images", KEY_SECTION(profile_parse_images))
 

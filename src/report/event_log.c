@@ -156,6 +156,32 @@ void event_log_totals(struct event_log *log, size_t passed, size_t failed, size_
                    (double)(long long)(mean_board_s * 1000 + 0.5) / 1000));
 }
 
+void event_log_publish(struct event_log *log, const char *state, const char *database,
+                       const char *message, size_t waiting)
+{
+    emit(log, -1, NULL, "publish",
+         json_pack("{ss ss ss* sI}", "state", state, "database", database, "message", message,
+                   "waiting", (json_int_t)waiting));
+}
+
+void event_log_published(struct event_log *log, const char *kind, const char *key, int inserted,
+                         long long latency_ms, size_t waiting)
+{
+    emit(log, -1, NULL, "published",
+         json_pack("{ss ss* sb sI sI}", "kind", kind, "key", key, "inserted", inserted,
+                   "latency_ms", (json_int_t)latency_ms, "waiting", (json_int_t)waiting));
+}
+
+void event_log_fleet_duplicate(struct event_log *log, int slot, const char *port, const char *when,
+                               const char *mac, const char *record_key, const char *dup_station,
+                               const char *dup_run_id, const char *dup_slot, const char *dup_at)
+{
+    emit(log, slot, port, "fleet_duplicate",
+         json_pack("{ss ss* ss* s{ss ss ss ss}}", "when", when, "mac", mac, "record_key",
+                   record_key, "earlier", "station", dup_station, "run_id", dup_run_id, "slot",
+                   dup_slot, "at", dup_at));
+}
+
 int event_log_sync(struct event_log *log, struct es_err *err)
 {
     /* journal_sync reads only the descriptor and the path, which appends never change. */

@@ -335,6 +335,23 @@ static json_t *device_boot(const struct report_device *d, int *bad)
     return o;
 }
 
+static json_t *device_fleet_dup(const struct report_device *d, int *bad)
+{
+    const struct report_fleet_dup *f = d->fleet_duplicate;
+    json_t *o;
+
+    if (f == NULL)
+        return json_null();
+    o = json_object();
+    if (o == NULL)
+        return NULL;
+    *bad |= put(o, "station", jstr(f->station));
+    *bad |= put(o, "run_id", jstr(f->run_id));
+    *bad |= put(o, "slot", jstr(f->slot));
+    *bad |= put(o, "at", jstr(f->at));
+    return o;
+}
+
 static json_t *device_json(const struct report_device *d)
 {
     json_t *root = json_object(), *images, *wire, *retries;
@@ -358,6 +375,7 @@ static json_t *device_json(const struct report_device *d)
         for (size_t i = 0; dups != NULL && i < d->n_duplicate_slots; i++)
             bad |= append(dups, json_integer(d->duplicate_slots[i]));
     }
+    bad |= put(root, "fleet_duplicate", device_fleet_dup(d, &bad));
     bad |= put(root, "flash", device_flash(d, &bad));
 
     images = json_array();
@@ -485,6 +503,11 @@ static int free_name(const char *run_dir, const char *stem, char *name, size_t c
     }
     return es_fail(err, ES_REPORT, "%s/%s.json: 999 reports for one board in one run", run_dir,
                    stem);
+}
+
+json_t *report_device_to_json(const struct report_device *d)
+{
+    return device_json(d);
 }
 
 /* Serialises root as pretty JSON with a final newline and writes it atomically. */

@@ -16,7 +16,7 @@
 
 /* Like mkdir -p: creates each missing component of path. An existing non-directory fails with
  * ENOTDIR from mkdir or stat, which the message names. */
-static int make_dirs(const char *path, struct es_err *err)
+int report_make_dirs(const char *path, struct es_err *err)
 {
     char buf[PATH_CAP];
     size_t len = strlen(path);
@@ -90,7 +90,7 @@ int report_dir_preflight(const char *reports_root, uint64_t need_bytes, struct e
     uint64_t avail;
     int rc;
 
-    rc = make_dirs(reports_root, err);
+    rc = report_make_dirs(reports_root, err);
     if (rc < 0)
         return es_err_prefix(err, "reports directory %s cannot be used", reports_root);
     rc = probe_write(reports_root, err);
@@ -124,7 +124,7 @@ int report_run_dir_create(const char *reports_root, char *out_dir, size_t cap, s
     unsigned suffix;
     int rc;
 
-    rc = make_dirs(reports_root, err);
+    rc = report_make_dirs(reports_root, err);
     if (rc < 0)
         return rc;
     clock_gettime(CLOCK_REALTIME, &ts);

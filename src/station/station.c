@@ -63,6 +63,8 @@ static void on_note(struct session *s, const char *what, const char *text, void 
     }
     event_log_note(&slot->st->log, slot->index, slot->port, what, text);
     ui_view_note(&slot->st->view, (size_t)slot->index, what, text);
+    if (strcmp(what, "mac") == 0)
+        station_publish_mac(slot, text); /* asks the fleet, waits for nothing */
 }
 
 /* Samples every running board's progress into the view. */
@@ -151,6 +153,8 @@ void station_stop_loop_handles(struct station *st)
     close_handle((uv_handle_t *)&st->sighup);
     loop_probe_close(&st->probe);
     station_line_close_handles(st);
+    /* The run's last record, then a short grace for the outbox to drain. */
+    station_publish_finish(st);
 }
 
 /* ---- The run ---- */
@@ -292,6 +296,7 @@ int station_write_summary(struct station *st, const struct report_run_slot *slot
     }
     run.profiles = profiles;
     run.n_profiles = st->cfg->n_profiles;
+    run.station = st->cfg->station_id; /* as the database names it */
     run.start_ms = st->start_ms;
     run.end_ms = report_now_ms();
     run.slots = slots;
@@ -533,7 +538,11 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
 
     event_log_run_start(&st.log, cfg->profiles[0]->name, n_ports,
                         cfg->mode == SESSION_VERIFY ? "verify" : "flash");
-    rc = start_sessions(&st, ports, n_ports, err);
+    rc = station_publish_open(&st, reports_root, err);
+    if (rc == 0) {
+        rc = start_sessions(&st, ports, n_ports, err);
+        station_publish_start(&st); /* the view exists now; the loop has not run yet */
+    }
     if (rc == 0 && cfg->continuous)
         rc = line_open(&st, n_sim > 0 ? sim_ports[0] : NULL, err);
     if (st.view.mode == UI_VIEW_LIVE)
@@ -551,6 +560,7 @@ int station_run(const struct station_config *cfg, struct station_result *res, st
     }
     uv_run(&st.loop, UV_RUN_DEFAULT);
     loop_close(&st);
+    station_publish_close(&st);
 
     station_sample_progress(&st);
     ui_view_summary(&st.view, station_elapsed_s(&st));

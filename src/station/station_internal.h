@@ -8,6 +8,8 @@
 
 #include "es/container_of.h"
 #include "es/event_log.h"
+#include "es/outbox.h"
+#include "es/publish.h"
 #include "es/report.h"
 #include "es/session.h"
 #include "es/station.h"
@@ -50,6 +52,27 @@ struct slot {
                        * or a probe's hint such as "hold BOOT and tap EN/RST") */
     int probe_waited; /* the running probe found no board at first and waits for one */
     char last_mac_text[18];
+
+    /* ---- The fleet database (station_publish.c) ---- */
+    uint64_t lookup_token; /* the board's MAC lookup in flight (0: none) */
+    int fleet_dup_valid;   /* the database knew this board's MAC: fleet_dup */
+    int fleet_dup_fail;    /* duplicate_mac: fail stopped the board for it */
+    struct publish_dup fleet_dup;
+    struct report_fleet_dup fleet_dup_rep; /* points into fleet_dup, for the report */
+};
+
+/* Publishing to the fleet database (station_publish.c). */
+struct station_pub {
+    int on; /* publishing: the rest is set up */
+    char station[256];
+    const char *run_id; /* the run directory's name, in station.run_dir */
+    struct outbox outbox;
+    struct publisher *pub;
+    struct outbox_record *loaded; /* what earlier runs left, until station_publish_start */
+    uint64_t next_token;
+    size_t written_aside;  /* records written while another process holds the outbox */
+    int64_t run_record_ms; /* when the latest run record was made */
+    int finishing;
 };
 
 /* One finished board of a continuous run, for run.json. */
@@ -92,6 +115,8 @@ struct station {
     char **patterns; /* what a new port must match (owned) */
     size_t n_patterns;
     int summary_jobs; /* run.json writes queued on the writer */
+
+    struct station_pub pub;
 };
 
 /* The session of slot has ended with session_rep: records its verdict (checking for a duplicate
@@ -105,6 +130,35 @@ double station_elapsed_s(const struct station *st);
 /* The last board is recorded (or none could start): closes the station's own handles, so the
  * loop ends. */
 void station_stop_loop_handles(struct station *st);
+
+/* ---- The fleet database (station_publish.c) ---- */
+
+/* After the run directory exists, before any board: opens the outbox and reads what earlier runs
+ * left. Does nothing unless cfg->publish_url is set. Only an outbox that cannot be made is an
+ * error (ES_REPORT): a database that is down is not (records wait). */
+int station_publish_open(struct station *st, const char *reports_root, struct es_err *err);
+/* Once the view exists: queues what earlier runs left (first), starts connecting and writes the
+ * run's first record. */
+void station_publish_start(struct station *st);
+/* A new outbox record for body (loop thread: takes the next sequence number), or NULL when not
+ * publishing (body is released). */
+struct outbox_record *station_publish_record(struct station *st, json_t *body);
+/* rec's file is written (rc 0) or could not be (err): hands it to the publisher. */
+void station_publish_written(struct station *st, struct outbox_record *rec, int rc,
+                             const struct es_err *err);
+/* The session of slot noted its board's MAC (text: "aa:bb:.., description"): asks the
+ * database, without waiting, whether it already passed elsewhere. */
+void station_publish_mac(struct slot *slot, const char *text);
+/* Applies what the database said about slot's board to slot->report (the session's, just
+ * copied): fleet_duplicate, and under duplicate_mac: fail the verdict. */
+void station_publish_slot_done(struct slot *slot);
+/* A line's board is recorded: the run's record too, now and then (LINE_RUN_RECORD_MS). */
+void station_publish_board_recorded(struct station *st);
+/* The last board is recorded: writes the run's final record, then lets the publisher deliver
+ * for a short grace and close. */
+void station_publish_finish(struct station *st);
+/* After the loop: says what still waits in the outbox, and frees the publisher. */
+void station_publish_close(struct station *st);
 
 /* ---- A production line (station_line.c) ---- */
 

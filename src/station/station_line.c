@@ -99,6 +99,9 @@ static void slot_reset_board(struct slot *slot)
     slot->n_dup_slots = 0;
     slot->finished = 0;
     memset(&slot->summary, 0, sizeof(slot->summary));
+    slot->lookup_token = 0;
+    slot->fleet_dup_valid = 0;
+    slot->fleet_dup_fail = 0;
 }
 
 static void start_session(struct slot *slot, enum session_mode mode)
@@ -351,6 +354,7 @@ void station_line_recorded(struct slot *slot)
     }
     if (rep->result != REPORT_INTERRUPTED && rep->end_ms > rep->start_ms && rep->start_ms > 0)
         st->line_board_ms += (uint64_t)(rep->end_ms - rep->start_ms);
+    station_publish_board_recorded(st); /* the run's row in the fleet database, now and then */
     if (add_record(st, slot) < 0)
         fprintf(stderr, "espstation: slot %d (%s): out of memory: the board is not in %s\n",
                 slot->index, slot->port, REPORT_RUN_FILE);

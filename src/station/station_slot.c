@@ -19,15 +19,21 @@ struct report_job {
     char name[256];
     int rc;
     struct es_err err;
+    json_t *record; /* publishing: the board's record for the database, built here too */
 };
 
-/* The journal's fdatasync after a board's "done" line. */
+/* The journal's fdatasync after a board's "done" line, then (publishing) the board's record
+ * written to the outbox: a record never exists without its report and its "done" line. */
 struct sync_job {
     struct station_job job;
     struct slot *slot;
+    int sync;                      /* the journal is being written: sync it */
     struct event_log_sync_req req; /* taken on the loop thread: rotation changes the fd */
     int rc;
     struct es_err err;
+    struct outbox_record *rec; /* NULL: not publishing */
+    int rec_rc;
+    struct es_err rec_err;
 };
 
 /* The verdict as the station recorded it (amended for a duplicate MAC), for the view. */
@@ -47,6 +53,10 @@ static void on_report_work(struct station_job *job)
     const char *run_dir = j->slot->st->run_dir;
 
     j->rc = report_write_device(run_dir, &j->rep, j->name, sizeof(j->name), &j->err);
+    /* Off the loop thread: building the record costs as much as the report's JSON. */
+    if (j->rc == 0 && j->slot->st->pub.on)
+        j->record = publish_record_board(&j->rep, j->slot->st->pub.station, j->slot->st->pub.run_id,
+                                         j->slot->name, report_now_ms());
 }
 
 /* The slot's first write has completed (the writer's order) and named its file, or failed and
@@ -64,7 +74,10 @@ static void on_sync_work(struct station_job *job)
 {
     struct sync_job *j = container_of(job, struct sync_job, job);
 
-    j->rc = event_log_sync_run(&j->req, &j->err);
+    if (j->sync)
+        j->rc = event_log_sync_run(&j->req, &j->err);
+    if (j->rec != NULL)
+        j->rec_rc = outbox_write(j->slot->st->pub.outbox.dir, j->rec, &j->rec_err);
 }
 
 /* The board's report and its "done" line are durable: only now is it told and counted. */
@@ -93,6 +106,8 @@ static void on_sync_done(struct station_job *job)
 
     if (j->rc < 0)
         event_log_failed(&slot->st->log, &j->err);
+    if (j->rec != NULL)
+        station_publish_written(slot->st, j->rec, j->rec_rc, &j->rec_err);
     free(j);
     slot_recorded(slot);
 }
@@ -103,8 +118,10 @@ static void on_report_done(struct station_job *job)
     struct slot *slot = j->slot;
     struct station *st = slot->st;
     struct sync_job *sync;
+    struct outbox_record *rec;
 
     if (j->rewrite) {
+        json_decref(j->record);
         if (j->rc < 0)
             fprintf(stderr,
                     "espstation: slot %d (%s): its report does not show the duplicate MAC: %s\n",
@@ -123,17 +140,23 @@ static void on_report_done(struct station_job *job)
         snprintf(slot->report_file, sizeof(slot->report_file), "%s", j->name);
     }
     slot->summary.report_file = slot->report_file[0] != '\0' ? slot->report_file : NULL;
+    /* Numbered here, on the loop thread, in the order of the "done" lines. */
+    rec = j->record != NULL ? station_publish_record(st, j->record) : NULL;
     free(j->dup_slots);
     free(j);
     event_log_done(&st->log, slot->index, slot->port, &slot->report,
                    slot->report_file[0] != '\0' ? slot->report_file : NULL, slot->report_error);
-    sync = st->log.journal_ok ? calloc(1, sizeof(*sync)) : NULL;
+    sync = st->log.journal_ok || rec != NULL ? calloc(1, sizeof(*sync)) : NULL;
     if (sync == NULL) {
+        outbox_record_free(rec);
         slot_recorded(slot);
         return;
     }
     sync->slot = slot;
-    event_log_sync_take(&st->log, &sync->req);
+    sync->rec = rec;
+    sync->sync = st->log.journal_ok;
+    if (sync->sync)
+        event_log_sync_take(&st->log, &sync->req);
     sync->job.work = on_sync_work;
     sync->job.done = on_sync_done;
     station_writer_submit(&st->writer, &sync->job);
@@ -249,6 +272,7 @@ void station_slot_done(struct slot *slot, const struct report_device *session_re
     const struct report_device *rep = &slot->report;
 
     slot->report = *session_rep;
+    station_publish_slot_done(slot); /* what the fleet database said about this MAC */
     slot->summary.result = rep->result;
     slot->summary.error_code = rep->result == REPORT_PASS ? ES_OK : rep->error.code;
     slot->summary.slot = slot->index;

@@ -14,6 +14,7 @@ int ui_view_init(struct ui_view *v, FILE *f, enum ui_view_mode mode, size_t n, s
     v->n = n;
     v->cap = cap;
     v->has_totals = 0;
+    v->publish[0] = '\0';
     v->rows = calloc(cap ? cap : 1, sizeof(*v->rows));
     v->verdicts = calloc(cap ? cap : 1, sizeof(*v->verdicts));
     v->verdict_errors = calloc(cap ? cap : 1, sizeof(*v->verdict_errors));
@@ -134,12 +135,25 @@ static void apply_verdicts(struct ui_view *v)
     }
 }
 
+void ui_view_publish(struct ui_view *v, const char *text, int say)
+{
+    snprintf(v->publish, sizeof(v->publish), "%s", text);
+    if (!say || v->mode != UI_VIEW_LINES)
+        return;
+    fprintf(v->f, "publish: %s\n", v->publish);
+    fflush(v->f);
+}
+
 void ui_view_draw(struct ui_view *v, double elapsed_s)
 {
     if (v->mode != UI_VIEW_LIVE)
         return;
     apply_verdicts(v);
     ui_table_draw(v->f, v->rows, v->n, elapsed_s, v->has_totals ? &v->totals : NULL);
+    if (v->publish[0] != '\0') {
+        fprintf(v->f, "%s\n", v->publish);
+        fflush(v->f);
+    }
 }
 
 void ui_view_summary(struct ui_view *v, double elapsed_s)

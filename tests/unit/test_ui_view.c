@@ -47,6 +47,38 @@ static void test_lines_mode_prints_events(void **state)
     fclose(f);
 }
 
+/* The fleet database's line: under the live table on every redraw; as a line only when the
+ * station says it changed (the connection's state), not for every count. */
+static void test_publish_line(void **state)
+{
+    struct ui_view live, lines;
+    FILE *f = tmpfile(), *g = tmpfile();
+    char text[8192];
+
+    (void)state;
+    assert_non_null(f);
+    assert_non_null(g);
+    assert_int_equal(ui_view_init(&live, f, UI_VIEW_LIVE, 1, 1), 0);
+    assert_int_equal(ui_view_init(&lines, g, UI_VIEW_LINES, 1, 1), 0);
+    ui_view_slot(&live, 0, 0, "/dev/ttyUSB0");
+    ui_view_draw(&live, 1.0);
+    slurp(f, text, sizeof(text));
+    assert_null(strstr(text, "waiting"));
+    ui_view_publish(&live, "12 reports waiting for the database st@db/factory (down)", 1);
+    ui_view_draw(&live, 1.5);
+    slurp(f, text, sizeof(text));
+    assert_non_null(strstr(text, "running\n12 reports waiting for the database st@db/factory "
+                                 "(down)\n"));
+    ui_view_publish(&lines, "1 report waiting for the database st@db/factory (down)", 1);
+    ui_view_publish(&lines, "2 reports waiting for the database st@db/factory (down)", 0);
+    slurp(g, text, sizeof(text));
+    assert_string_equal(text, "publish: 1 report waiting for the database st@db/factory (down)\n");
+    ui_view_close(&live);
+    ui_view_close(&lines);
+    fclose(f);
+    fclose(g);
+}
+
 static void test_quiet_mode_prints_nothing(void **state)
 {
     struct ui_view v;
@@ -139,6 +171,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_continuous_rows_and_totals),
         cmocka_unit_test(test_lines_mode_prints_events),
+        cmocka_unit_test(test_publish_line),
         cmocka_unit_test(test_quiet_mode_prints_nothing),
         cmocka_unit_test(test_verdict_wins_in_summary),
     };
