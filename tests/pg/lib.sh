@@ -23,6 +23,17 @@ _pg_cleanup() {
     if [ "$_pg_started" -eq 1 ]; then
         "$ES_SRC/tests/pg/pg-server" stop "$PGDIR" >/dev/null 2>&1 || true
     fi
+    # Whatever the stations wrote (reports, run.json, journal lines) must fit the JSON Schemas,
+    # as in every integration case: a publishing field left out of schema/ fails here.
+    if [ "$rc" -eq 0 ]; then
+        local roots
+        roots=$(find "$T" -name run.json -not -path "*/outbox/*" -printf '%h\n' 2>/dev/null |
+            xargs -r -n1 dirname | sort -u)
+        if [ -n "$roots" ]; then
+            # shellcheck disable=SC2086
+            node "$ES_SRC/tests/schema/validate.mjs" run $roots >&2 || rc=1
+        fi
+    fi
     if [ "$rc" -eq 0 ]; then
         rm -rf "$T"
     else

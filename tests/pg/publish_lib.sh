@@ -10,10 +10,7 @@ cd "$T"
 
 # The fleet schema, as `espstation db init URL` will make it (one place to change at merge).
 pg_schema_init() {
-    psql "$URL" -X -q -v ON_ERROR_STOP=1 \
-        -c "CREATE TABLE espstation_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())" \
-        -f "$ES_SRC/src/fleet/sql/001-init.sql" \
-        -c "INSERT INTO espstation_schema VALUES (1)" >/dev/null
+    "$ES" db init "$URL" >/dev/null
 }
 
 # make_profile FILE [YAML LINE]...: an ESP32 profile flashing one 64 KiB image.
