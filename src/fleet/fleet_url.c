@@ -2,6 +2,7 @@
  * its own rules for escapes and defaults), and the display is rebuilt from the parts that are
  * not secret, so no spelling of a password (user:pw@, ?password=, password=) can leak into a
  * message, a journal line or a report. */
+#include <ctype.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,53 @@ static const char *option(const PQconninfoOption *opts, const char *key)
     return NULL;
 }
 
+/* Whether word may be shown: a libpq keyword, a lone character ("=", "]"), or the name of an
+ * option the URL spells (NAME= in key=value text, ?NAME= or &NAME= in a URI). Anything else
+ * libpq quotes may be a password typed where a keyword belongs. */
+static int word_is_safe(const char *word, size_t n, const char *url)
+{
+    PQconninfoOption *defaults;
+    int safe = n <= 1;
+
+    for (const char *p = url; !safe && (p = strstr(p, "=")) != NULL; p++) {
+        const char *start = p;
+
+        while (start > url && (isalnum((unsigned char)start[-1]) || start[-1] == '_'))
+            start--;
+        safe = (size_t)(p - start) == n && strncmp(start, word, n) == 0;
+    }
+    defaults = safe ? NULL : PQconndefaults();
+    for (const PQconninfoOption *o = defaults; o != NULL && o->keyword != NULL && !safe; o++)
+        safe = strlen(o->keyword) == n && strncmp(o->keyword, word, n) == 0;
+    PQconninfoFree(defaults);
+    return safe;
+}
+
+/* libpq's reason for refusing url, on one line, with each quoted word that is not safe to show
+ * (word_is_safe) replaced by "...": 'missing "=" after "password"' stays as it is, while a
+ * quoted piece of the URL itself does not. */
+static void redact_reason(const char *why, const char *url, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    for (const char *p = why; *p != '\0' && *p != '\n' && n + 1 < cap; p++) {
+        const char *end = *p == '"' ? strchr(p + 1, '"') : NULL;
+
+        if (end != NULL) {
+            size_t len = (size_t)(end - p - 1);
+            int keep = word_is_safe(p + 1, len, url);
+            int w =
+                snprintf(out + n, cap - n, "\"%.*s\"", keep ? (int)len : 3, keep ? p + 1 : "...");
+
+            n = w < 0 || (size_t)w >= cap - n ? cap - 1 : n + (size_t)w;
+            p = end;
+        } else {
+            out[n++] = *p;
+        }
+    }
+    out[n] = '\0';
+}
+
 int fleet_url_display(const char *url, char *out, size_t cap, struct es_err *err)
 {
     char *why = NULL;
@@ -26,16 +74,11 @@ int fleet_url_display(const char *url, char *out, size_t cap, struct es_err *err
         out[0] = '\0';
     opts = PQconninfoParse(url != NULL ? url : "", &why);
     if (opts == NULL) {
-        /* libpq's message quotes the offending part, which may be the password: keep only its
-         * first line up to any quote. */
-        char reason[160] = "out of memory";
+        char reason[256];
 
-        if (why != NULL) {
-            size_t n = strcspn(why, "\"\n");
-
-            snprintf(reason, sizeof(reason), "%.*s", (int)n, why);
-            PQfreemem(why);
-        }
+        redact_reason(why != NULL ? why : "out of memory", url != NULL ? url : "", reason,
+                      sizeof(reason));
+        PQfreemem(why);
         return es_fail(err, ES_FLEET_DB, "the database URL is not valid: %s", reason);
     }
     user = option(opts, "user");

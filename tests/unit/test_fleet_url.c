@@ -51,6 +51,31 @@ static void test_bad_url_names_the_problem_not_the_password(void **state)
     assert_string_equal(out, "");
 }
 
+/* libpq's reason, without any quoted word that is not a keyword or an option name the URL
+ * spells: a password typed where a keyword belongs is never repeated. */
+static void refused(const char *url, const char *want)
+{
+    char out[64];
+    struct es_err err = {0};
+
+    assert_int_equal(fleet_url_display(url, out, sizeof(out), &err), -ES_FLEET_DB);
+    assert_string_equal(err.msg, want);
+}
+
+static void test_reason_keeps_keywords_and_hides_other_words(void **state)
+{
+    (void)state;
+    refused("host=db s3cret", "the database URL is not valid: missing \"=\" after \"...\" in "
+                              "connection info string");
+    refused("host=db password", "the database URL is not valid: missing \"=\" after "
+                                "\"password\" in connection info string");
+    refused("host=db colour=blue", "the database URL is not valid: invalid connection option "
+                                   "\"colour\"");
+    refused("postgresql://u:s3cret@[::1/x", "the database URL is not valid: end of string "
+                                            "reached when looking for matching \"]\" in IPv6 "
+                                            "host address in URI: \"...\"");
+}
+
 static void test_display_is_cut_to_the_buffer(void **state)
 {
     char out[8];
@@ -68,6 +93,7 @@ int main(void)
         cmocka_unit_test(test_uri_password_is_never_shown),
         cmocka_unit_test(test_keyword_form_and_defaults),
         cmocka_unit_test(test_bad_url_names_the_problem_not_the_password),
+        cmocka_unit_test(test_reason_keeps_keywords_and_hides_other_words),
         cmocka_unit_test(test_display_is_cut_to_the_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

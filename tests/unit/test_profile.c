@@ -364,10 +364,10 @@ static void test_parse_messages_without_files(void **state)
          "t.yaml:2:1: unknown key 'speed' in the top level; the keys there are name, chip, "
          "baud, flash_baud, flash, erase, verify, duplicate_mac, loader, reset, retries, ports, "
          "reports, publish, boot_check, images"},
-        /* publish: parsed by libpq's own parser; the message never quotes the URL. */
+        /* publish: parsed by libpq's own parser; the message never quotes the URL's words. */
         {"images: [1]\npublish: 'not a url'",
-         "t.yaml:2:10: publish: the database URL is not valid: missing ; write a URL such as "
-         "postgresql://station@db/factory"},
+         "t.yaml:2:10: publish: the database URL is not valid: missing \"=\" after \"...\" in "
+         "connection info string; write a URL such as postgresql://station@db/factory"},
         {"images: [1]\npublish: [x]", "t.yaml:2:10: publish is a list; write a database URL "
                                       "such as postgresql://station@db/factory"},
         {"images: [1]\nreports: [r]\nduplicate_mac: off\nloader: x",
