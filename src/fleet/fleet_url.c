@@ -2,6 +2,7 @@
  * its own rules for escapes and defaults), and the display is rebuilt from the parts that are
  * not secret, so no spelling of a password (user:pw@, ?password=, password=) can leak into a
  * message, a journal line or a report. */
+#define _GNU_SOURCE /* memmem */
 #include <ctype.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -17,9 +18,34 @@ static const char *option(const PQconninfoOption *opts, const char *key)
     return NULL;
 }
 
+/* Whether the n bytes at word occur in url as a password: after "password=" (key=value text or
+ * a URI's query), or between "user:" and "@" in a URI. */
+static int word_is_password(const char *word, size_t n, const char *url)
+{
+    const char *p, *scheme = strstr(url, "://");
+
+    if (n == 0)
+        return 0;
+    for (p = url; (p = strstr(p, "password=")) != NULL; p++)
+        if (strncmp(p + strlen("password="), word, n) == 0)
+            return 1;
+    if (scheme != NULL) {
+        const char *auth = scheme + 3, *end = auth + strcspn(auth, "/?"), *at = NULL;
+
+        for (p = auth; p < end; p++)
+            if (*p == '@')
+                at = p;
+        p = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (p != NULL && (size_t)(at - p - 1) >= n && memmem(p + 1, (size_t)(at - p - 1), word, n))
+            return 1;
+    }
+    return 0;
+}
+
 /* Whether word may be shown: a libpq keyword, a lone character ("=", "]"), or the name of an
- * option the URL spells (NAME= in key=value text, ?NAME= or &NAME= in a URI). Anything else
- * libpq quotes may be a password typed where a keyword belongs. */
+ * option the URL spells (NAME= in key=value text, ?NAME= or &NAME= in a URI), and in no case a
+ * piece of the password. Anything else libpq quotes may be a password typed where a keyword
+ * belongs. */
 static int word_is_safe(const char *word, size_t n, const char *url)
 {
     PQconninfoOption *defaults;
@@ -36,7 +62,7 @@ static int word_is_safe(const char *word, size_t n, const char *url)
     for (const PQconninfoOption *o = defaults; o != NULL && o->keyword != NULL && !safe; o++)
         safe = strlen(o->keyword) == n && strncmp(o->keyword, word, n) == 0;
     PQconninfoFree(defaults);
-    return safe;
+    return safe && !word_is_password(word, n, url);
 }
 
 /* libpq's reason for refusing url, on one line, with each quoted word that is not safe to show

@@ -69,6 +69,8 @@ static void test_reason_keeps_keywords_and_hides_other_words(void **state)
                               "connection info string");
     refused("host=db password", "the database URL is not valid: missing \"=\" after "
                                 "\"password\" in connection info string");
+    refused("postgresql://u:secret@/f?secret=1", "the database URL is not valid: invalid URI "
+                                                 "query parameter: \"...\"");
     refused("host=db colour=blue", "the database URL is not valid: invalid connection option "
                                    "\"colour\"");
     refused("postgresql://u:s3cret@[::1/x", "the database URL is not valid: end of string "
