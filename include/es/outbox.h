@@ -60,9 +60,11 @@ void outbox_record_free(struct outbox_record *r);
 /* Writes r to dir atomically and durably (es_atomic_write: fsynced file and directory). Blocks
  * on the disk: a pool thread. Returns 0, ES_NOMEM or ES_REPORT. */
 int outbox_write(const char *dir, const struct outbox_record *r, struct es_err *err);
-/* Removes the file name from dir and fsyncs dir, so a confirmed record does not come back after
- * a power cut (and if it did, the database's unique key makes its second delivery a no-op).
- * Blocks: a pool thread. A file already gone counts as removed. Returns 0 or ES_REPORT. */
+/* Removes the file name from dir, without syncing dir: a removal a power cut undoes only brings
+ * back a record the database has, and the database's unique key makes its second delivery a
+ * no-op, so an fsync here would buy nothing for its cost (one per board: the floor benchmark
+ * showed the outbox's fsyncs are most of publishing's CPU). Blocks: a pool thread. A file
+ * already gone counts as removed. Returns 0 or ES_REPORT. */
 int outbox_remove(const char *dir, const char *name, struct es_err *err);
 
 #endif

@@ -255,5 +255,5 @@ int outbox_remove(const char *dir, const char *name, struct es_err *err)
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     if (unlink(path) < 0 && errno != ENOENT)
         return es_fail(err, ES_REPORT, "unlink %s: %s", path, strerror(errno));
-    return es_sync_dir(dir, err);
+    return 0; /* no directory fsync: see outbox.h */
 }

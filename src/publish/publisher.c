@@ -28,6 +28,32 @@ const char *publish_state_name(enum publish_state s)
     return "unknown";
 }
 
+static int is_board(const struct outbox_record *r)
+{
+    const char *kind = json_string_value(json_object_get(r->body, "kind"));
+
+    return kind == NULL || strcmp(kind, "run") != 0;
+}
+
+/* How many records from head go in the next statement: the board records that follow it, of one
+ * run (see SQL_BOARDS), at most BOARD_BATCH_MAX, or one at a time after a refused batch. */
+static size_t board_batch(const struct publisher *p)
+{
+    const char *run = json_string_value(json_object_get(p->head->body, "run_id"));
+    size_t n = 0;
+
+    if (!is_board(p->head) || p->single_left > 0)
+        return 1;
+    for (const struct outbox_record *r = p->head; r != NULL && n < BOARD_BATCH_MAX; r = r->next) {
+        const char *r_run = json_string_value(json_object_get(r->body, "run_id"));
+
+        if (!is_board(r) || run == NULL || r_run == NULL || strcmp(run, r_run) != 0)
+            break;
+        n++;
+    }
+    return n > 0 ? n : 1;
+}
+
 void publisher_send_next(struct publisher *p)
 {
     if (p->conn == NULL || !p->connected || p->inflight != Q_NONE)
@@ -40,7 +66,7 @@ void publisher_send_next(struct publisher *p)
         return;
     }
     if (p->head != NULL) {
-        publisher_send_record(p, p->head);
+        publisher_send_record(p, p->head, board_batch(p));
         return;
     }
     uv_timer_stop(&p->timer);
@@ -102,14 +128,15 @@ static void record_done(struct publisher *p, int aside)
     }
 }
 
-static void dup_from_row(const PGresult *res, int first_col, struct publish_dup *d)
+/* The earlier board in row's columns first_col.. (id, station, run_id, slot, at). */
+static void dup_from_row(const PGresult *res, int row, int first_col, struct publish_dup *d)
 {
     memset(d, 0, sizeof(*d));
-    d->id = strtoll(PQgetvalue(res, 0, first_col), NULL, 10);
-    snprintf(d->station, sizeof(d->station), "%s", PQgetvalue(res, 0, first_col + 1));
-    snprintf(d->run_id, sizeof(d->run_id), "%s", PQgetvalue(res, 0, first_col + 2));
-    snprintf(d->slot, sizeof(d->slot), "%s", PQgetvalue(res, 0, first_col + 3));
-    snprintf(d->at, sizeof(d->at), "%s", PQgetvalue(res, 0, first_col + 4));
+    d->id = strtoll(PQgetvalue(res, row, first_col), NULL, 10);
+    snprintf(d->station, sizeof(d->station), "%s", PQgetvalue(res, row, first_col + 1));
+    snprintf(d->run_id, sizeof(d->run_id), "%s", PQgetvalue(res, row, first_col + 2));
+    snprintf(d->slot, sizeof(d->slot), "%s", PQgetvalue(res, row, first_col + 3));
+    snprintf(d->at, sizeof(d->at), "%s", PQgetvalue(res, row, first_col + 4));
 }
 
 static void schema_checked(struct publisher *p, const PGresult *res)
@@ -148,23 +175,37 @@ static int64_t now_ms(void)
     return report_now_ms();
 }
 
-static void record_answered(struct publisher *p, const PGresult *res)
+/* The head record is answered: inserted (or found there already: inserted 0), with the earlier
+ * board its MAC passed on, if any. */
+static void record_published(struct publisher *p, int inserted, const struct publish_dup *dup)
+{
+    struct outbox_record *r = p->head;
+    int64_t created = (int64_t)json_integer_value(json_object_get(r->body, "created_ms"));
+
+    p->waiting--; /* before the call: the station shows the count after this record */
+    if (p->single_left > 0)
+        p->single_left--;
+    if (p->cb->on_published != NULL)
+        p->cb->on_published(r, inserted, created > 0 ? now_ms() - created : 0, dup, p->arg);
+    record_done(p, 0);
+}
+
+/* The answer to the statement in flight for p->batch records from head (boards) or one run. */
+static void record_answered(struct publisher *p, enum query_kind kind, const PGresult *res)
 {
     ExecStatusType st = PQresultStatus(res);
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    struct outbox_record *r = p->head;
-    struct publish_dup dup;
-    int inserted, has_dup = 0;
-    int64_t created;
+    size_t n = p->batch;
 
+    p->batch = 0;
     if (st != PGRES_TUPLES_OK) {
         char msg[512];
         const char *why = PQresultErrorMessage(res);
 
         /* Connection trouble (class 08), a server shutting down (57P), a role without rights
          * (42501) or a schema gone (42P01): nothing wrong with the record, try again later.
-         * Anything else is the record's own fault: set it aside instead of blocking the
-         * queue for ever. */
+         * Anything else is a record's own fault: a batch is sent again one record at a time,
+         * and the record at fault is set aside instead of blocking the queue for ever. */
         if (state == NULL || strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0 ||
             strcmp(state, "42501") == 0 || strcmp(state, "42P01") == 0 ||
             strncmp(state, "53", 2) == 0) {
@@ -173,24 +214,37 @@ static void record_answered(struct publisher *p, const PGresult *res)
             publisher_conn_drop(p, msg);
             return;
         }
+        if (n > 1) {
+            p->single_left = n;
+            return;
+        }
         snprintf(msg, sizeof(msg), "%.*s", (int)strcspn(why, "\n"), why);
         p->waiting--;
+        if (p->single_left > 0)
+            p->single_left--;
         if (p->cb->on_refused != NULL)
-            p->cb->on_refused(r, msg, p->arg);
+            p->cb->on_refused(p->head, msg, p->arg);
         record_done(p, 1);
         return;
     }
-    inserted = PQntuples(res) > 0;
-    if (inserted && PQnfields(res) >= 6 && !PQgetisnull(res, 0, 1)) {
-        dup_from_row(res, 1, &dup);
-        has_dup = 1;
+    if (kind == Q_RUN) {
+        record_published(p, PQntuples(res) > 0, NULL);
+        return;
     }
-    created = (int64_t)json_integer_value(json_object_get(r->body, "created_ms"));
-    p->waiting--; /* before the call: the station shows the count after this record */
-    if (p->cb->on_published != NULL)
-        p->cb->on_published(r, inserted, created > 0 ? now_ms() - created : 0,
-                            has_dup ? &dup : NULL, p->arg);
-    record_done(p, 0);
+    /* One row per board inserted now, named by its record_key; a record without a row was
+     * there already. */
+    for (size_t i = 0; i < n && p->head != NULL; i++) {
+        const char *key = json_string_value(json_object_get(p->head->body, "record_key"));
+        struct publish_dup dup;
+        int row = -1;
+
+        for (int t = 0; key != NULL && t < PQntuples(res) && row < 0; t++)
+            if (strcmp(PQgetvalue(res, t, 0), key) == 0)
+                row = t;
+        if (row >= 0 && PQnfields(res) >= 7 && !PQgetisnull(res, row, 2))
+            dup_from_row(res, row, 2, &dup);
+        record_published(p, row >= 0, row >= 0 && !PQgetisnull(res, row, 2) ? &dup : NULL);
+    }
 }
 
 static void lookup_answered(struct publisher *p, const PGresult *res)
@@ -201,7 +255,7 @@ static void lookup_answered(struct publisher *p, const PGresult *res)
 
     p->lookup = NULL;
     if (found)
-        dup_from_row(res, 0, &dup);
+        dup_from_row(res, 0, 0, &dup);
     if (p->cb->on_lookup != NULL)
         p->cb->on_lookup(l->token, found ? &dup : NULL, p->arg);
     free(l);
@@ -223,7 +277,7 @@ void publisher_query_done(struct publisher *p)
     case Q_SCHEMA: schema_checked(p, res); break;
     case Q_LOOKUP: lookup_answered(p, res); break;
     case Q_BOARD:
-    case Q_RUN: record_answered(p, res); break;
+    case Q_RUN: record_answered(p, kind, res); break;
     case Q_NONE: break;
     }
     PQclear(res);

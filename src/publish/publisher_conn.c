@@ -111,6 +111,7 @@ void publisher_conn_drop(struct publisher *p, const char *why)
     PQclear(p->result);
     p->result = NULL;
     p->inflight = Q_NONE;
+    p->batch = 0;
     /* A lookup's board will not wait for a reconnect: the insert checks again. */
     l = p->lookup;
     p->lookup = NULL;

@@ -16,6 +16,9 @@
 /* A query unanswered this long means a dead peer the kernel has not noticed yet (a server
  * behind a cable pulled out): drop the connection and send again after reconnecting. */
 #define QUERY_TIMEOUT_MS 30000
+/* Board records sent in one statement. A station's boards finish in bursts (a bench of 64 at
+ * once): one round trip per record would queue the last one behind 63 others. */
+#define BOARD_BATCH_MAX 64
 
 enum query_kind { Q_NONE, Q_SCHEMA, Q_LOOKUP, Q_BOARD, Q_RUN };
 
@@ -67,6 +70,9 @@ struct publisher {
     struct lookup *lookup;  /* the lookup in flight (owned) */
     struct lookup *lookups; /* waiting, in order */
     struct outbox_record *head, *tail;
+    size_t batch;       /* board records from head in the statement in flight */
+    size_t single_left; /* after a batch the database refused: send these one at a time, so
+                         * the one at fault is found and set aside alone */
     size_t waiting;
 
     enum publish_state state;
@@ -97,8 +103,8 @@ void publisher_query_send(struct publisher *p, enum query_kind kind, const char 
 
 void publisher_send_schema(struct publisher *p);
 void publisher_send_lookup(struct publisher *p, const struct lookup *l);
-/* The insert for r (a board or a run record). */
-void publisher_send_record(struct publisher *p, const struct outbox_record *r);
+/* The insert of a run record, or of the n board records from r on (one statement). */
+void publisher_send_record(struct publisher *p, const struct outbox_record *r, size_t n);
 
 /* ---- publisher.c ---- */
 
