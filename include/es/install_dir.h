@@ -10,6 +10,10 @@
  * cmake/Packaging.cmake installs them to share/espstation/stubs. */
 #define ES_INSTALL_STUB_DIR "../share/espstation/stubs"
 
+/* Writes the directory holding the running executable (/proc/self/exe, symlinks resolved) into
+ * out (cap bytes). Returns 0, or -1 when it cannot be read or does not fit. */
+int es_exe_dir(char *out, size_t cap);
+
 /* Writes "<directory of /proc/self/exe>/<rel>" into out (cap bytes, NUL-terminated) and returns
  * 0 when that path is a directory. Returns -1, out unspecified, when /proc/self/exe cannot be
  * read, the path does not fit or is not a directory: the caller falls back to its default.

@@ -8,21 +8,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int es_install_dir(const char *rel, char *out, size_t cap)
+int es_exe_dir(char *out, size_t cap)
 {
-    char self[4096], *slash;
-    struct stat st;
     ssize_t n;
-    int len;
+    char *slash;
 
-    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0)
+    if (cap < 2)
         return -1;
-    self[n] = '\0';
-    slash = strrchr(self, '/');
+    n = readlink("/proc/self/exe", out, cap - 1);
+    if (n <= 0 || (size_t)n >= cap - 1)
+        return -1; /* unreadable, or perhaps cut: readlink does not say */
+    out[n] = '\0';
+    slash = strrchr(out, '/');
     if (slash == NULL)
         return -1;
     *slash = '\0';
+    return 0;
+}
+
+int es_install_dir(const char *rel, char *out, size_t cap)
+{
+    char self[4096];
+    struct stat st;
+    int len;
+
+    if (es_exe_dir(self, sizeof(self)) < 0)
+        return -1;
     len = snprintf(out, cap, "%s/%s", self, rel);
     if (len < 0 || (size_t)len >= cap)
         return -1;

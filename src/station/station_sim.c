@@ -13,27 +13,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "es/install_dir.h"
+
 extern char **environ;
 
 static int find_espsim(char *out, size_t cap)
 {
     const char *env = getenv("ESPSTATION_ESPSIM");
-    char self[4096], *slash;
-    ssize_t n;
+    char self[4096];
     static const char *const rel[] = {"/espsim", "/../../tools/sim/espsim", "/../tools/sim/espsim"};
 
     if (env != NULL && env[0] != '\0') {
         snprintf(out, cap, "%s", env);
         return access(out, X_OK);
     }
-    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n <= 0)
+    if (es_exe_dir(self, sizeof(self)) < 0)
         return -1;
-    self[n] = '\0';
-    slash = strrchr(self, '/');
-    if (slash == NULL)
-        return -1;
-    *slash = '\0';
     for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
         snprintf(out, cap, "%s%s", self, rel[i]);
         if (access(out, X_OK) == 0)

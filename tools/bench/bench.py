@@ -102,13 +102,14 @@ class Child:
 
 
 class Espsim:
-    """One espsim for one run: boards in the given order, real time, stdin tied to us."""
+    """One espsim for one run: boards in the given order, real time unless time_scale says
+    otherwise, stdin tied to us."""
 
-    def __init__(self, exe, chips, workdir, seed):
+    def __init__(self, exe, chips, workdir, seed, time_scale=1):
         args = [exe]
         for c in chips:
             args += ["--board", c]
-        args += ["--time-scale", "1", "--seed", str(seed), "--exit-on-eof"]
+        args += ["--time-scale", str(time_scale), "--seed", str(seed), "--exit-on-eof"]
         self.stderr_path = os.path.join(workdir, "espsim.stderr")
         self.stderr = open(self.stderr_path, "wb")
         self.child = Child(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr)
@@ -208,8 +209,8 @@ def build_launcher(work):
     return exe
 
 
-def make_image(mkimage, chip, path):
-    out = subprocess.run([mkimage, "--chip", chip, "--size", str(IMAGE_SIZE), "--seed", "1", "-o",
+def make_image(mkimage, chip, path, size=IMAGE_SIZE, seed=1):
+    out = subprocess.run([mkimage, "--chip", chip, "--size", str(size), "--seed", str(seed), "-o",
                           path], check=True, capture_output=True, text=True).stdout
     m = re.search(r"\b([0-9a-f]{64})\b", out)
     if not m:
@@ -217,11 +218,11 @@ def make_image(mkimage, chip, path):
     return m.group(1)
 
 
-def write_profile(path, chip, baud, image, sha256):
+def write_profile(path, chip, baud, image, sha256, retries=0, writer="bench"):
     flash_baud = f"flash_baud: {baud}\n" if baud != ROM_BAUD else ""
     with open(path, "w") as f:
-        f.write(f"""# written by tools/bench/bench.py
-name: bench-{chip}
+        f.write(f"""# written by tools/bench/{writer}.py
+name: {writer}-{chip}
 chip: {chip}
 baud: {ROM_BAUD}
 {flash_baud}flash:
@@ -238,7 +239,7 @@ loader: stub
 reset:
   before: auto
   after: hard
-retries: 0
+retries: {retries}
 reports: reports
 """)
 
