@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "cmd_fleet.h"
+#include "cmd_ports.h"
 #include "es/fleet.h"
 #include "es/port.h"
 #include "es/profile.h"
@@ -261,79 +262,6 @@ static int parse_options(int argc, char **argv, struct options *o)
         if (push(&o->profiles, &o->n_profiles, argv[i]) < 0)
             return out_of_memory();
     return 0;
-}
-
-/* names_only (--names): one path per line and nothing else, not even "no serial ports found",
- * so that a script or the shell completion can read it as it is. */
-static int cmd_ports(int names_only)
-{
-    struct port_info *list;
-    size_t n;
-    struct es_err err;
-
-    if (port_list(&list, &n, &err) < 0) {
-        fprintf(stderr, "espstation: %s\n", err.msg);
-        return EXIT_FAILED;
-    }
-    if (names_only) {
-        port_sort(list, n);
-        for (size_t i = 0; i < n; i++)
-            printf("%s\n", list[i].name);
-        port_list_free(list, n);
-        return EXIT_PASS;
-    }
-    if (n == 0)
-        printf("no serial ports found\n");
-    port_sort(list, n);
-    for (size_t i = 0; i < n; i++) {
-        const struct port_info *p = &list[i];
-        printf("%-16s", p->name);
-        if (p->usb_vid >= 0)
-            printf(" usb %04x:%04x", p->usb_vid, p->usb_pid);
-        if (p->serial != NULL)
-            printf(" serial %s", p->serial);
-        if (p->location != NULL)
-            printf(" location %s", p->location);
-        if (p->description != NULL)
-            printf("  (%s)", p->description);
-        printf("\n");
-    }
-    port_list_free(list, n);
-    return EXIT_PASS;
-}
-
-/* ports --udev: rules naming each USB serial adapter after its USB port, read from sysfs
- * (ESPSTATION_SYSFS_ROOT, for the tests' recorded trees, else /sys). udev itself matches on
- * sysfs, so the rules are written from what udev will see. */
-static int cmd_ports_udev(void)
-{
-    const char *root = getenv("ESPSTATION_SYSFS_ROOT");
-    struct port_info *list;
-    struct es_err err;
-    char *text;
-    size_t n;
-    int rc;
-
-    if (root == NULL || root[0] == '\0')
-        root = "/sys";
-    if (port_list_sysfs(root, &list, &n, &err) < 0) {
-        fprintf(stderr, "espstation: %s\n", err.msg);
-        return EXIT_FAILED;
-    }
-    rc = port_udev_rules(list, n, &text, &err);
-    port_list_free(list, n);
-    if (rc < 0) {
-        fprintf(stderr, "espstation: %s\n", err.msg);
-        return EXIT_FAILED;
-    }
-    fputs(text, stdout);
-    free(text);
-    if (n == 0)
-        fprintf(stderr,
-                "espstation: no USB serial adapter found under %s/class/tty: plug them "
-                "in and run this again\n",
-                root);
-    return fflush(stdout) == 0 ? EXIT_PASS : EXIT_FAILED;
 }
 
 /* Loads every profile and checks they claim different chips; prints the first error. */
