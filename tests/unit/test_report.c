@@ -1326,7 +1326,9 @@ static int journal_kill_round(const char *dir, unsigned wait_acks, long delay_ns
     tail = len - whole;
     if (tail > 0) {
         assert_true(strncmp(text + whole, "{\"t\":\"", tail < 6 ? tail : 6) == 0);
-        assert_true(tail < sizeof(payload));
+        /* One line is the payload and under 256 bytes of other fields: a kill during its
+         * write() may leave all of it but the newline (seen once in a Release build). */
+        assert_true(tail < sizeof(payload) + 256);
     }
     lines = malloc(sizeof(char *) * 100000);
     assert_non_null(lines);
