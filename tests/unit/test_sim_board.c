@@ -1110,11 +1110,11 @@ static void test_stub_read_flash(void **state)
     sim_stub_images_close(&stubs);
 }
 
-/* Lets after_ns of board time pass (firing the board's timers on the way), then changes the
- * lines, as the shell does. */
-static void lines(struct fake *f, int dtr, int rts, uint64_t after_ns)
+/* Runs board time forward by ns, firing the board's timers on the way (a boot-loop never
+ * settles). */
+static void advance(struct fake *f, uint64_t ns)
 {
-    uint64_t target = f->now + after_ns;
+    uint64_t target = f->now + ns;
 
     while (f->timer_set && f->timer <= target) {
         f->timer_set = 0;
@@ -1123,6 +1123,13 @@ static void lines(struct fake *f, int dtr, int rts, uint64_t after_ns)
         sim_board_on_timer(f->b, f->now);
     }
     f->now = target;
+}
+
+/* Lets after_ns of board time pass (firing the board's timers on the way), then changes the
+ * lines, as the shell does. */
+static void lines(struct fake *f, int dtr, int rts, uint64_t after_ns)
+{
+    advance(f, after_ns);
     sim_board_set_lines(f->b, dtr, rts, f->now);
 }
 
@@ -1708,21 +1715,6 @@ static void test_base64(void **state)
 }
 
 /* ---- autoreset=no, the buttons, power, and the application (app_model.c) ------------------- */
-
-/* Runs board time forward by ns, firing the board's timers on the way (a boot-loop never
- * settles). */
-static void advance(struct fake *f, uint64_t ns)
-{
-    uint64_t target = f->now + ns;
-
-    while (f->timer_set && f->timer <= target) {
-        f->timer_set = 0;
-        if (f->timer > f->now)
-            f->now = f->timer;
-        sim_board_on_timer(f->b, f->now);
-    }
-    f->now = target;
-}
 
 static void buttons(struct fake *f, int boot, int en, uint64_t after_ns)
 {
