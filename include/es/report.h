@@ -172,6 +172,11 @@ int report_write_device(const char *run_dir, const struct report_device *d, char
 /* The device report as report_write_device writes it, as a new JSON object (the caller owns it;
  * the publisher puts it in the database). NULL out of memory. */
 json_t *report_device_to_json(const struct report_device *d);
+/* JSON values as reports write them (new references, NULL only out of memory): a string, or null
+ * for NULL, with text that is not valid UTF-8 (a port name) kept with each non-ASCII byte shown
+ * as '?'; a UTC timestamp (report_format_utc), or null for 0 (unknown). */
+json_t *report_json_text(const char *s);
+json_t *report_json_utc(int64_t unix_ms);
 
 /* Writes d over run_dir/name, a report written before (report_write_device's name): the station
  * adds what it learnt after the board finished (a duplicate MAC). Atomic, like the first write.

@@ -14,23 +14,6 @@ void publish_record_key(const char *station, const char *run_id, const char *slo
              mac != NULL && mac[0] != '\0' ? mac : "-", (long long)start_ms);
 }
 
-/* A UTC timestamp, or null for 0 (unknown). */
-static json_t *jtime(int64_t ms)
-{
-    char t[REPORT_UTC_LEN];
-
-    if (ms == 0)
-        return json_null();
-    report_format_utc(ms, t);
-    return json_string(t);
-}
-
-/* json_string, or null for NULL. */
-static json_t *jstr(const char *s)
-{
-    return s != NULL ? json_string(s) : json_null();
-}
-
 json_t *publish_record_board(const struct report_device *d, const char *station, const char *run_id,
                              const char *slot_name, int64_t created_ms)
 {
@@ -49,14 +32,15 @@ json_t *publish_record_board(const struct report_device *d, const char *station,
     if (d->profile_sha256_valid)
         es_hex(d->profile_sha256, 32, sha);
     publish_record_key(station, run_id, slot_name, mac, start_ms, key, sizeof(key));
-    rec = json_pack("{ss sI ss ss ss ss so so so so ss so so so so so}", "kind", "board",
-                    "created_ms", (json_int_t)created_ms, "record_key", key, "station", station,
-                    "run_id", run_id, "slot", slot_name, "mac", jstr(mac[0] ? mac : NULL), "chip",
-                    jstr(d->chip), "profile_name", jstr(d->profile_name), "profile_sha256",
-                    jstr(sha[0] ? sha : NULL), "result", report_result_name(d->result), "phase",
-                    jstr(pass ? NULL : d->error_phase), "error_code",
-                    jstr(pass ? NULL : es_code_name(d->error.code)), "started_at", jtime(start_ms),
-                    "ended_at", jtime(end_ms), "report", report);
+    rec = json_pack(
+        "{ss sI ss ss ss ss so so so so ss so so so so so}", "kind", "board", "created_ms",
+        (json_int_t)created_ms, "record_key", key, "station", station, "run_id", run_id, "slot",
+        slot_name, "mac", report_json_text(mac[0] ? mac : NULL), "chip", report_json_text(d->chip),
+        "profile_name", report_json_text(d->profile_name), "profile_sha256",
+        report_json_text(sha[0] ? sha : NULL), "result", report_result_name(d->result), "phase",
+        report_json_text(pass ? NULL : d->error_phase), "error_code",
+        report_json_text(pass ? NULL : es_code_name(d->error.code)), "started_at",
+        report_json_utc(start_ms), "ended_at", report_json_utc(end_ms), "report", report);
     return rec;
 }
 
@@ -75,8 +59,9 @@ json_t *publish_record_run(const struct publish_run *r)
         return NULL;
     return json_pack("{ss sI ss ss so so sI sI sI sI so ss}", "kind", "run", "created_ms",
                      (json_int_t)r->created_ms, "station", r->station, "run_id", r->run_id,
-                     "started_at", jtime(r->start_ms), "ended_at", jtime(r->end_ms), "total",
-                     (json_int_t)r->total, "passed", (json_int_t)r->passed, "failed",
-                     (json_int_t)r->failed, "interrupted", (json_int_t)r->interrupted, "profiles",
-                     profiles, "tool_version", ESPSTATION_VERSION);
+                     "started_at", report_json_utc(r->start_ms), "ended_at",
+                     report_json_utc(r->end_ms), "total", (json_int_t)r->total, "passed",
+                     (json_int_t)r->passed, "failed", (json_int_t)r->failed, "interrupted",
+                     (json_int_t)r->interrupted, "profiles", profiles, "tool_version",
+                     ESPSTATION_VERSION);
 }

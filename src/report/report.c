@@ -103,7 +103,7 @@ void report_format_utc(int64_t unix_ms, char out[REPORT_UTC_LEN])
 
 /* A string, or null for NULL. Text that is not valid UTF-8 (a port name or a message quoting
  * bytes from the line) is kept with each non-ASCII byte shown as '?', rather than dropped. */
-static json_t *jstr(const char *s)
+json_t *report_json_text(const char *s)
 {
     json_t *v;
     char *copy;
@@ -159,7 +159,7 @@ static json_t *jmac(bool valid, const uint8_t mac[6])
     return json_string(buf);
 }
 
-static json_t *jtime(int64_t unix_ms)
+json_t *report_json_utc(int64_t unix_ms)
 {
     char buf[REPORT_UTC_LEN];
 
@@ -199,9 +199,9 @@ static json_t *device_error(const struct report_device *d, int *bad)
     e = json_object();
     if (e == NULL)
         return NULL;
-    *bad |= put(e, "phase", jstr(d->error_phase));
+    *bad |= put(e, "phase", report_json_text(d->error_phase));
     *bad |= put(e, "code", json_string(es_code_name(d->error.code)));
-    *bad |= put(e, "message", jstr(d->error.msg));
+    *bad |= put(e, "message", report_json_text(d->error.msg));
     *bad |= put(e, "rom_status",
                 d->error.rom_status >= 0 ? json_integer(d->error.rom_status) : json_null());
     return e;
@@ -218,8 +218,8 @@ static json_t *device_usb(const struct report_device *d, int *bad)
         return NULL;
     *bad |= put(u, "vid", jhexnum("", 4, d->usb_vid));
     *bad |= put(u, "pid", jhexnum("", 4, d->usb_pid));
-    *bad |= put(u, "serial", jstr(d->usb_serial));
-    *bad |= put(u, "location", jstr(d->usb_location));
+    *bad |= put(u, "serial", report_json_text(d->usb_serial));
+    *bad |= put(u, "location", report_json_text(d->usb_location));
     return u;
 }
 
@@ -232,7 +232,7 @@ static json_t *device_chip(const struct report_device *d, int *bad)
     c = json_object();
     if (c == NULL)
         return NULL;
-    *bad |= put(c, "name", jstr(d->chip));
+    *bad |= put(c, "name", report_json_text(d->chip));
     *bad |=
         put(c, "revision", d->chip_revision >= 0 ? json_integer(d->chip_revision) : json_null());
     return c;
@@ -268,7 +268,7 @@ static json_t *device_image(const struct report_image *im, int *bad)
         return NULL;
     *bad |= put(o, "offset", juint(im->offset));
     *bad |= put(o, "offset_hex", jhexnum("0x", 1, im->offset));
-    *bad |= put(o, "file", jstr(im->file));
+    *bad |= put(o, "file", report_json_text(im->file));
     *bad |= put(o, "size", juint(im->size_bytes));
     *bad |= put(o, "sha256", jhex(im->sha256, sizeof(im->sha256)));
     *bad |= put(o, "md5_sent",
@@ -308,7 +308,7 @@ static json_t *profile_obj(const char *name, bool hash_valid, const uint8_t sha2
     p = json_object();
     if (p == NULL)
         return NULL;
-    *bad |= put(p, "name", jstr(name));
+    *bad |= put(p, "name", report_json_text(name));
     *bad |= put(p, "sha256", hash_valid ? jhex(sha256, 32) : json_null());
     return p;
 }
@@ -330,7 +330,7 @@ static json_t *device_boot(const struct report_device *d, int *bad)
     matched = json_array();
     *bad |= put(o, "matched", matched);
     for (size_t i = 0; matched != NULL && i < b->n_matched; i++)
-        *bad |= append(matched, jstr(b->matched[i]));
+        *bad |= append(matched, report_json_text(b->matched[i]));
     *bad |= put(o, "ms", juint(b->ms));
     return o;
 }
@@ -345,10 +345,10 @@ static json_t *device_fleet_dup(const struct report_device *d, int *bad)
     o = json_object();
     if (o == NULL)
         return NULL;
-    *bad |= put(o, "station", jstr(f->station));
-    *bad |= put(o, "run_id", jstr(f->run_id));
-    *bad |= put(o, "slot", jstr(f->slot));
-    *bad |= put(o, "at", jstr(f->at));
+    *bad |= put(o, "station", report_json_text(f->station));
+    *bad |= put(o, "run_id", report_json_text(f->run_id));
+    *bad |= put(o, "slot", report_json_text(f->slot));
+    *bad |= put(o, "at", report_json_text(f->at));
     return o;
 }
 
@@ -364,7 +364,7 @@ static json_t *device_json(const struct report_device *d)
     bad |= put(root, "result", json_string(report_result_name(d->result)));
     bad |= put(root, "error", device_error(d, &bad));
     bad |= put(root, "slot", json_integer(d->slot));
-    bad |= put(root, "port", jstr(d->port));
+    bad |= put(root, "port", report_json_text(d->port));
     bad |= put(root, "usb", device_usb(d, &bad));
     bad |= put(root, "chip", device_chip(d, &bad));
     bad |= put(root, "mac", jmac(d->mac_valid, d->mac));
@@ -399,13 +399,14 @@ static json_t *device_json(const struct report_device *d)
         bad |= put(retries, "block", juint(d->block_retries));
     }
     bad |= put(root, "retries", retries);
-    bad |= put(root, "loader", jstr(report_loader_name(d->loader)));
+    bad |= put(root, "loader", report_json_text(report_loader_name(d->loader)));
     bad |= put(root, "baud", d->baud ? juint(d->baud) : json_null());
-    bad |= put(root, "tool_version", jstr(d->tool_version ? d->tool_version : ESPSTATION_VERSION));
+    bad |= put(root, "tool_version",
+               report_json_text(d->tool_version ? d->tool_version : ESPSTATION_VERSION));
     bad |= put(root, "profile",
                profile_obj(d->profile_name, d->profile_sha256_valid, d->profile_sha256, &bad));
-    bad |= put(root, "start", jtime(d->start_ms));
-    bad |= put(root, "end", jtime(d->end_ms));
+    bad |= put(root, "start", report_json_utc(d->start_ms));
+    bad |= put(root, "end", report_json_utc(d->end_ms));
     bad |= put(root, "duration_ms", jduration(d->start_ms, d->end_ms));
     if (bad) {
         json_decref(root);
@@ -577,13 +578,13 @@ static json_t *run_slot(const struct report_run_slot *s, int *bad)
     if (o == NULL)
         return NULL;
     *bad |= put(o, "slot", json_integer(s->slot));
-    *bad |= put(o, "port", jstr(s->port));
+    *bad |= put(o, "port", report_json_text(s->port));
     *bad |= put(o, "mac", jmac(s->mac_valid, s->mac));
     *bad |= put(o, "result", json_string(report_result_name(s->result)));
     *bad |= put(o, "error",
                 s->error_code == ES_OK ? json_null() : json_string(es_code_name(s->error_code)));
-    *bad |= put(o, "profile", jstr(s->profile_name));
-    *bad |= put(o, "report_file", jstr(s->report_file));
+    *bad |= put(o, "profile", report_json_text(s->profile_name));
+    *bad |= put(o, "report_file", report_json_text(s->report_file));
     *bad |= put(o, "duplicate_mac", json_boolean(s->duplicate_mac));
     return o;
 }
@@ -618,11 +619,12 @@ static json_t *run_json(const struct report_run *r)
 
     bad |= put(root, "$schema", json_string(REPORT_RUN_SCHEMA_ID));
     bad |= put(root, "schema", json_integer(REPORT_SCHEMA));
-    bad |= put(root, "tool_version", jstr(r->tool_version ? r->tool_version : ESPSTATION_VERSION));
-    bad |= put(root, "station", jstr(station));
-    bad |= put(root, "operator", jstr(op));
-    bad |= put(root, "start", jtime(r->start_ms));
-    bad |= put(root, "end", jtime(r->end_ms));
+    bad |= put(root, "tool_version",
+               report_json_text(r->tool_version ? r->tool_version : ESPSTATION_VERSION));
+    bad |= put(root, "station", report_json_text(station));
+    bad |= put(root, "operator", report_json_text(op));
+    bad |= put(root, "start", report_json_utc(r->start_ms));
+    bad |= put(root, "end", report_json_utc(r->end_ms));
     bad |= put(root, "duration_ms", jduration(r->start_ms, r->end_ms));
     profiles = json_array();
     bad |= put(root, "profiles", profiles);
